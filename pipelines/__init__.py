@@ -1,0 +1,1 @@
+"""Stage 2 (Apache Beam inference and evaluation), reports, datasets, jobs and the command line."""

@@ -1,0 +1,1 @@
+"""Subcommands of `vidpipe`: each maps flags onto a stage's config and calls it."""

@@ -1,0 +1,1 @@
+"""Datasets: the synthetic video generator, importers of published annotation formats, the video writer."""
