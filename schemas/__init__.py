@@ -27,6 +27,7 @@ from schemas.manifest import (
     read_manifest_unvalidated,
     resolve_uri,
     validate_manifest,
+    write_manifest,
 )
 from schemas.predictions import (
     ACTION_PREDICTIONS_SCHEMA,
@@ -68,4 +69,5 @@ __all__ = [
     "slug",
     "spatial_shape_of",
     "validate_manifest",
+    "write_manifest",
 ]

@@ -239,3 +239,24 @@ def _read_raw(uri: str) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError, json.JSONDecodeError, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ManifestError(uri, [ManifestProblem(None, "*", f"unreadable: {reason}")]) from error
+
+
+def write_manifest(table: pa.Table, uri: str) -> None:
+    """Write a validated manifest to `uri` as Parquet, atomically (temporary name, then rename).
+
+    Raises ManifestError when `table` is invalid, so an invalid manifest is never written.
+    """
+    import fsspec
+    import pyarrow.parquet as pq
+
+    problems = validate_manifest(table)
+    if problems:
+        raise ManifestError(uri, problems)
+    fs, path = fsspec.core.url_to_fs(uri)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    temporary = f"{path}.tmp-writing"
+    with fs.open(temporary, "wb") as f:
+        pq.write_table(conform(table), f, compression="zstd")
+    fs.mv(temporary, path)

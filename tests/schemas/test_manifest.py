@@ -129,3 +129,14 @@ def test_resolve_uri():
     assert resolve_uri("/abs/a.mp4", "/data/manifest.parquet") == "/abs/a.mp4"
     assert resolve_uri("a.mp4", "memory://d/manifest.parquet") == "memory://d/a.mp4"
     assert resolve_uri("s3://b/a.mp4", "/data/manifest.parquet") == "s3://b/a.mp4"
+
+
+def test_write_manifest_round_trips_and_refuses_invalid(tmp_path):
+    from schemas import write_manifest
+
+    target = str(tmp_path / "sub" / "m.parquet")
+    write_manifest(manifest_table([good_row("a")]), target)
+    assert read_manifest(target).column("video_id").to_pylist() == ["a"]
+    with pytest.raises(ManifestError, match="duplicate id"):
+        write_manifest(manifest_table([good_row("b"), good_row("b")]), str(tmp_path / "n.parquet"))
+    assert not (tmp_path / "n.parquet").exists()
