@@ -37,7 +37,8 @@ class FeatureSetSpec:
     backbone: str
     weights: str  # "none", a torchvision weights name, or a file/URL (for people; not hashed)
     weights_digest: str  # sha256 of the loaded state dict, or "init-seed:<n>" for random weights
-    input_size: int
+    input_size: int  # side of the square crop the backbone sees
+    resize_size: int  # shorter side before the centre crop (== input_size: nothing is cut)
     mean: tuple[float, ...]
     std: tuple[float, ...]
     sampling: str
@@ -52,6 +53,10 @@ class FeatureSetSpec:
     def __post_init__(self) -> None:
         if self.input_size <= 0:
             raise ValueError(f"input_size ({self.input_size}) must be > 0")
+        if self.resize_size < self.input_size:
+            raise ValueError(
+                f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size})"
+            )
         if not self.streams:
             raise ValueError("streams must name at least one stream")
         if len(self.mean) != len(self.std):

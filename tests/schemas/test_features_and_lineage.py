@@ -56,6 +56,7 @@ def spec(**overrides):
         weights="none",
         weights_digest="init-seed:0",
         input_size=112,
+        resize_size=112,
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
         sampling="uniform:8",
@@ -77,7 +78,8 @@ def test_feature_set_id_depends_on_numbers_only():
     assert spec(weights="/some/other/path").feature_set_id == base.feature_set_id
     changed = [
         spec(weights_digest="sha256:ab"),
-        spec(input_size=224),
+        spec(input_size=96),
+        spec(resize_size=128),
         spec(sampling="uniform:16"),
         spec(streams=("rgb", "flow"), flow="farneback"),
         spec(dtype="float16"),

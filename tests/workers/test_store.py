@@ -13,6 +13,7 @@ SPEC = FeatureSetSpec(
     weights="none",
     weights_digest="init-seed:0",
     input_size=64,
+    resize_size=64,
     mean=(0.5, 0.5, 0.5),
     std=(0.25, 0.25, 0.25),
     sampling="uniform:3",
