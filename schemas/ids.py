@@ -12,11 +12,19 @@ from typing import Any
 
 MAX_ID_BYTES = 200
 _SEPARATORS = ("/", "\\")
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._=+-]*$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 
 
 def id_problem(video_id: object) -> str | None:
     """Why `video_id` is not safe as a file name, or None when it is."""
+    if (
+        isinstance(video_id, str)
+        and len(video_id) <= MAX_ID_BYTES
+        and _PLAIN_ID.match(video_id)
+        and ".." not in video_id
+    ):
+        return None  # the common case, decided without a per-character scan
     if not isinstance(video_id, str):
         return f"id must be a string, got {type(video_id).__name__}"
     if not video_id.strip():

@@ -38,6 +38,7 @@ MANIFEST_SCHEMA = versioned(
         pa.field(c.LABELS, pa.list_(pa.string())),
         pa.field(c.CAPTIONS, pa.list_(pa.string())),
         pa.field(c.QUESTIONS, pa.list_(QA_STRUCT)),
+        # A window inside the file at `uri`, in seconds; null means the whole file.
         pa.field(c.START_S, pa.float64()),
         pa.field(c.END_S, pa.float64()),
     ],

@@ -38,21 +38,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument(
         "--overwrite", action="store_true", help="replace a dataset already in --out"
     )
+    synth.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that encode videos (default: one per 64 videos, at most one per CPU); "
+        "the output does not depend on it",
+    )
     synth.set_defaults(func=_synth)
 
     imp = commands.add_parser(
         "import", help="convert a public dataset's annotation files into a manifest"
     )
-    imp.add_argument("format", help="ucf101, hmdb51, kinetics, charades, msvd or msrvtt")
+    imp.add_argument(
+        "format",
+        help="ucf101, hmdb51, kinetics, charades, msvd, msrvtt, msvd-qa or msrvtt-qa",
+    )
     imp.add_argument("src", help="the annotation file or folder, as published")
     imp.add_argument("--out", required=True, help="manifest to write (.parquet)")
     imp.add_argument(
         "--video-root",
         default="videos",
-        help="where the videos live; uris are written relative to it (default: videos)",
+        help="folder or URL holding the videos in the dataset's own layout; a relative one is "
+        "taken from the manifest's folder (default: videos)",
     )
     imp.add_argument(
-        "--split-number", type=int, default=1, help="which official split to use (UCF101, HMDB51)"
+        "--split-number",
+        type=int,
+        default=None,
+        help="which official split to use, 1-3 (ucf101, hmdb51; default 1)",
+    )
+    imp.add_argument(
+        "--val-groups",
+        type=int,
+        default=None,
+        help="ucf101: hold out the N highest-numbered training groups as val, so that no "
+        "group straddles splits (default 0: no val)",
     )
     imp.set_defaults(func=_import)
 
@@ -75,31 +96,48 @@ def _synth(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers ({args.workers}) must be >= 1")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder")
     if (out / "manifest.parquet").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a dataset; pass --overwrite to replace it")
-    summary = generate_dataset(config, out)
+    try:
+        summary = generate_dataset(config, out, num_workers=args.workers)
+    except OSError as error:
+        raise UsageError(f"cannot write the dataset to {out}: {error}") from error
     print(summary.describe())
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from pipelines.datasets.importers import IMPORTERS, write_manifest
+    from pipelines.datasets.importers import IMPORTERS, import_dataset
+    from schemas import write_manifest
 
     if args.format not in IMPORTERS:
         raise UsageError(f"unknown format {args.format!r}; expected one of {', '.join(IMPORTERS)}")
+    if not args.out.endswith(".parquet"):
+        raise UsageError(f"--out {args.out!r} must end with .parquet")
     if not Path(args.src).exists():
         raise UsageError(f"{args.src} does not exist")
     try:
-        table = IMPORTERS[args.format](
-            Path(args.src), video_root=args.video_root, split_number=args.split_number
+        table = import_dataset(
+            args.format,
+            Path(args.src),
+            video_root=args.video_root,
+            split_number=args.split_number,
+            val_groups=args.val_groups,
         )
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise UsageError(f"cannot import {args.src} as {args.format}: {error}") from error
     problems = validate_manifest(table)
     if problems:
         raise UsageError(f"imported manifest is invalid: {problems[0]} ({len(problems)} problems)")
-    write_manifest(table, args.out)
+    try:
+        write_manifest(table, args.out)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error}") from error
     print(f"wrote {table.num_rows} videos to {args.out}")
     return 0
 
