@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="seed: the same seed gives the same dataset"
     )
     synth.add_argument(
-        "--size", type=int, default=64, help="frame width and height in pixels (even)"
+        "--size", type=int, default=64, help="frame width and height in pixels (even, >= 32)"
     )
     synth.add_argument("--fps", type=float, default=12.0, help="frames per second")
     synth.add_argument("--duration", type=float, default=2.0, help="video length in seconds")

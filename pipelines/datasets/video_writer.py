@@ -6,6 +6,7 @@ rather than arrays: decoders are where real pipelines break.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +66,9 @@ def write_video(
     if timestamps_s is not None and len(timestamps_s) != len(frames):
         raise ValueError(f"timestamps_s has {len(timestamps_s)} entries for {len(frames)} frames")
     spec = _codec(codec)
+    if spec.encoder == "libsvtav1":
+        # SVT-AV1 prints a banner per video at its default log level; keep errors only.
+        os.environ.setdefault("SVT_LOG", "1")
     height, width = frames.shape[1:3]
     if spec.pix_fmt.startswith("yuv") and (height % 2 or width % 2):
         raise ValueError(f"frame size {width}x{height} must be even for {codec}")
@@ -75,6 +79,9 @@ def write_video(
         stream = container.add_stream(spec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
         stream.time_base = time_base
+        # One encoder thread: x264 and mpeg4 output depends on the thread count,
+        # and the same seed must give the same bytes on every machine.
+        stream.codec_context.thread_count = 1
         options = dict(spec.options)
         if gop is not None:
             stream.codec_context.gop_size = gop
