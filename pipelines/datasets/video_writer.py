@@ -51,6 +51,7 @@ def write_video(
     codec: str = "h264",
     timestamps_s: list[float] | None = None,
     gop: int | None = None,
+    rotation_degrees: int = 0,
 ) -> None:
     """Write `frames` (T, H, W, 3) uint8 RGB to `path`.
 
@@ -74,11 +75,15 @@ def write_video(
         raise ValueError(f"frame size {width}x{height} must be even for {codec}")
     rate = Fraction(fps).limit_denominator(1000)
     # A fine time base lets variable-rate timestamps be represented exactly enough.
-    time_base = Fraction(1, 90000) if timestamps_s is not None else 1 / rate
+    # (60000 rather than 90000: mpeg4 refuses time-base denominators above 65535.)
+    time_base = Fraction(1, 60000) if timestamps_s is not None else 1 / rate
     with av.open(str(path), "w") as container:
         stream = container.add_stream(spec.encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
         stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        if rotation_degrees:
+            stream.set_display_rotation(rotation_degrees)
         # One encoder thread: x264 and mpeg4 output depends on the thread count,
         # and the same seed must give the same bytes on every machine.
         stream.codec_context.thread_count = 1
