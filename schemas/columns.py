@@ -23,6 +23,7 @@ FRAME_INDEX = "frame_index"
 TIMESTAMP_S = "timestamp_s"
 STREAM = "stream"
 FEATURE = "feature"
+DECODER = "decoder"
 SPATIAL_MAP = "spatial_map"
 EVENT_TIMESTAMP = "event_timestamp"
 

@@ -37,6 +37,9 @@ def frame_features_schema(
         pa.field(c.FRAME_INDEX, pa.int32(), nullable=False),
         pa.field(c.TIMESTAMP_S, pa.float64(), nullable=False),
         pa.field(c.STREAM, pa.string(), nullable=False),
+        # Which decoder produced the frame ("decord" or "pyav"): with the "auto" policy a
+        # feature set can hold both, and they differ by a colour level or two.
+        pa.field(c.DECODER, pa.string(), nullable=False),
         pa.field(c.FEATURE, pa.list_(value_type, feature_dim), nullable=False),
     ]
     if spatial_shape is not None:

@@ -44,7 +44,7 @@ TMP_DIR = "_tmp"
 PART_PREFIX = "part-"
 VIDEO_IDS_KEY = b"vidpipe.video_ids"
 # Only the small key columns get dictionaries and statistics; features are dense floats.
-_DICTIONARY_COLUMNS = [c.VIDEO_ID, c.STREAM]
+_DICTIONARY_COLUMNS = [c.VIDEO_ID, c.STREAM, c.DECODER]
 _STATISTICS_COLUMNS = [c.VIDEO_ID, c.FRAME_INDEX, c.TIMESTAMP_S, c.STREAM, c.EVENT_TIMESTAMP]
 
 
@@ -63,6 +63,7 @@ class VideoFeatures:
 
     video_id: str
     stream: str
+    decoder: str
     frame_index: np.ndarray  # (T,) int32
     timestamp_s: np.ndarray  # (T,) float64
     feature: np.ndarray  # (T, D)
@@ -147,6 +148,7 @@ def features_table(
     num_rows = sum(len(v.frame_index) for v in videos)
     video_ids = [v.video_id for v in videos for _ in range(len(v.frame_index))]
     streams = [v.stream for v in videos for _ in range(len(v.frame_index))]
+    decoders = [v.decoder for v in videos for _ in range(len(v.frame_index))]
     features = (
         np.concatenate([v.feature for v in videos]).astype(numpy_dtype, copy=False)
         if videos
@@ -165,6 +167,7 @@ def features_table(
             np.concatenate([v.timestamp_s for v in videos]) if videos else [], pa.float64()
         ),
         c.STREAM: pa.array(streams, pa.string()),
+        c.DECODER: pa.array(decoders, pa.string()),
         c.FEATURE: _fixed_size_list(features, schema.field(c.FEATURE).type),
     }
     if spatial_shape is not None:
@@ -290,9 +293,8 @@ def load_video_features(
     """Per-video arrays of one stream, frames in order (for training and analysis)."""
     wanted = None if video_ids is None else set(video_ids)
     filters = [(c.STREAM, "=", stream)]
-    columns = [c.VIDEO_ID, c.FRAME_INDEX, c.TIMESTAMP_S, c.FEATURE] + (
-        [c.SPATIAL_MAP] if spatial else []
-    )
+    columns = [c.VIDEO_ID, c.FRAME_INDEX, c.TIMESTAMP_S, c.DECODER, c.FEATURE]
+    columns += [c.SPATIAL_MAP] if spatial else []
     table = read_features_table(uri, columns=columns, filters=filters)
     if table.num_rows == 0:
         return {}
@@ -310,6 +312,7 @@ def load_video_features(
     ids = table.column(c.VIDEO_ID).to_numpy(zero_copy_only=False)
     frame_index = table.column(c.FRAME_INDEX).to_numpy()
     timestamps = table.column(c.TIMESTAMP_S).to_numpy()
+    decoders = table.column(c.DECODER).to_numpy(zero_copy_only=False)
     result = {}
     boundaries = np.flatnonzero(ids[1:] != ids[:-1]) + 1
     for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, len(ids)], strict=True):
@@ -319,6 +322,7 @@ def load_video_features(
         result[video_id] = VideoFeatures(
             video_id=video_id,
             stream=stream,
+            decoder=str(decoders[start]),
             frame_index=frame_index[start:stop],
             timestamp_s=timestamps[start:stop],
             feature=features[start:stop],

@@ -140,3 +140,10 @@ def test_write_manifest_round_trips_and_refuses_invalid(tmp_path):
     with pytest.raises(ManifestError, match="duplicate id"):
         write_manifest(manifest_table([good_row("b"), good_row("b")]), str(tmp_path / "n.parquet"))
     assert not (tmp_path / "n.parquet").exists()
+
+
+def test_plain_looking_ids_with_double_dots_are_still_refused():
+    from schemas import id_problem
+
+    assert id_problem("a..b") == "id 'a..b' contains '..'"
+    assert id_problem("v_ApplyEyeMakeup_g08_c01") is None

@@ -33,6 +33,7 @@ def video(video_id, num_frames, dim=4, offset=0.0):
     return store.VideoFeatures(
         video_id=video_id,
         stream="rgb",
+        decoder="decord",
         frame_index=np.arange(num_frames, dtype=np.int32) * 5,
         timestamp_s=np.arange(num_frames) * 0.5,
         feature=rng.standard_normal((num_frames, dim)).astype(np.float32) + offset,
@@ -92,7 +93,7 @@ def test_parts_carry_lineage_and_readers_agree(tmp_path):
         f"select count(*), min(event_timestamp) from read_parquet('{part}')"
     ).fetchall()
     assert count[0] == 3 and count[1].isoformat().startswith("2026-01-02T03:04:05")
-    column = pq.ParquetFile(part).metadata.row_group(0).column(4)
+    column = pq.ParquetFile(part).metadata.row_group(0).column(5)
     assert column.compression == "ZSTD" and "RLE_DICTIONARY" not in column.encodings
 
 
@@ -147,6 +148,7 @@ def test_video_features_checks_lengths():
         store.VideoFeatures(
             video_id="v",
             stream="rgb",
+            decoder="pyav",
             frame_index=np.arange(3),
             timestamp_s=np.arange(2),
             feature=np.zeros((3, 2)),
