@@ -254,7 +254,9 @@ def _init_ray(config: ExtractConfig) -> None:
         kwargs["runtime_env"] = {"py_modules": [schemas, hybrid_models, workers]}
         ray.init(address=config.ray_address, **kwargs)
     else:
-        ray.init(**kwargs)
+        # "local" starts a fresh Ray even where `ray start` left a cluster running:
+        # joining one is what --ray-address is for.
+        ray.init(address="local", **kwargs)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False
