@@ -1,0 +1,1 @@
+"""`vidpipe train` and `vidpipe ablate`: feature store + manifest in, trained model folders out."""
