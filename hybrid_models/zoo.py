@@ -16,6 +16,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from hybrid_models.captioner import (
+    Captioner,
+    CaptionerConfig,
+    MultiTaskCaptioner,
+    MultiTaskCaptionerConfig,
+)
 from hybrid_models.cnn_rnn import CNNRNNConfig, build_cnn_rnn
 from hybrid_models.convlstm import ConvLSTMClassifier, ConvLSTMClassifierConfig
 from hybrid_models.fusion import (
@@ -27,6 +33,7 @@ from hybrid_models.fusion import (
 from hybrid_models.segments import TemporalSegmentClassifier, TemporalSegmentConfig
 from hybrid_models.temporal_classifier import TemporalClassifier, TemporalClassifierConfig
 from hybrid_models.video3d import Video3DClassifier, Video3DConfig
+from hybrid_models.vqa import VideoQA, VQAConfig
 
 Task = Literal["action", "caption", "vqa"]
 
@@ -36,6 +43,10 @@ RGB_FLOW = "rgb+flow"  # rgb (B, T, D_rgb), flow (B, T, D_flow)
 MAPS = "maps"  # maps (B, T, C, H, W)
 CLIPS = "clips"  # clips (B, 3, T, H, W)
 FRAMES = "frames"  # frames (B, T, 3, H, W)
+# Captioners take features, mask and caption tokens (B, L); VQA models features, mask and
+# question tokens (B, Lq).
+FEATURES_TOKENS = "features+tokens"
+FEATURES_QUESTION = "features+question"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +124,73 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "cnn_rnn": ModelEntry(
         task="action", config_type=CNNRNNConfig, build=build_cnn_rnn, inputs=FRAMES
+    ),
+    "caption_attention": ModelEntry(
+        task="caption",
+        config_type=CaptionerConfig,
+        build=Captioner,
+        inputs=FEATURES_TOKENS,
+        defaults={"encoder": "lstm", "attention": "soft"},
+    ),
+    "caption_adaptive": ModelEntry(
+        task="caption",
+        config_type=CaptionerConfig,
+        build=Captioner,
+        inputs=FEATURES_TOKENS,
+        defaults={"encoder": "lstm", "attention": "adaptive"},
+    ),
+    "caption_hierarchical": ModelEntry(
+        task="caption",
+        config_type=CaptionerConfig,
+        build=Captioner,
+        inputs=FEATURES_TOKENS,
+        defaults={"encoder": "hierarchical", "attention": "soft"},
+    ),
+    "caption_no_attention": ModelEntry(
+        task="caption",
+        config_type=CaptionerConfig,
+        build=Captioner,
+        inputs=FEATURES_TOKENS,
+        defaults={"encoder": "lstm", "attention": "none"},
+    ),
+    "caption_multitask": ModelEntry(
+        task="caption",
+        config_type=MultiTaskCaptionerConfig,
+        build=MultiTaskCaptioner,
+        inputs=FEATURES_TOKENS,
+        defaults={"encoder": "lstm", "attention": "soft"},
+    ),
+    "vqa_attention": ModelEntry(
+        task="vqa",
+        config_type=VQAConfig,
+        build=VideoQA,
+        inputs=FEATURES_QUESTION,
+        defaults={"video_encoder": "lstm", "attention": "question_guided", "fusion": "product"},
+    ),
+    "vqa_no_attention": ModelEntry(
+        task="vqa",
+        config_type=VQAConfig,
+        build=VideoQA,
+        inputs=FEATURES_QUESTION,
+        defaults={"video_encoder": "none", "attention": "none", "fusion": "concat"},
+    ),
+    "vqa_coattention": ModelEntry(
+        task="vqa",
+        config_type=VQAConfig,
+        build=VideoQA,
+        inputs=FEATURES_QUESTION,
+        defaults={"video_encoder": "lstm", "attention": "co_attention", "fusion": "product"},
+    ),
+    "vqa_mfb": ModelEntry(
+        task="vqa",
+        config_type=VQAConfig,
+        build=VideoQA,
+        inputs=FEATURES_QUESTION,
+        defaults={
+            "video_encoder": "lstm",
+            "attention": "question_guided",
+            "fusion": "factorized_bilinear",
+        },
     ),
 }
 

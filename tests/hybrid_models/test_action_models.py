@@ -41,15 +41,6 @@ from hybrid_models.zoo import MODELS, build_from_config, build_model, config_fro
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TEMPORAL = {"feature_dim": 8, "num_classes": NUM_CLASSES, "hidden_dim": 16, "attention_dim": 8}
 
 

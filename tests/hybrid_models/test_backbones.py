@@ -41,16 +41,6 @@ REFERENCE_CUTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tensors are tiny: on a shared 2-core machine OpenMP's thread hand-offs cost more
-    # than they save (a 1 s test takes 15 s with two threads under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def assert_close_to_scale(actual, expected, tolerance=1e-4):
     """Equal up to float reordering (NHWC vs NCHW kernels), relative to the values' scale."""
     actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)

@@ -27,10 +27,7 @@ from tests.hybrid_models.test_action_models import (
     build_case,
     case_batch,
     case_config,
-    one_thread,
 )
-
-__all__ = ["one_thread"]  # the module-scoped one-thread fixture applies here too
 
 
 def _saved(model, extra=None, name=None):

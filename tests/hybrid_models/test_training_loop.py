@@ -22,9 +22,7 @@ from hybrid_models.training.action import (
 )
 from hybrid_models.training.loop import TrainConfig, TrainState, fit, move_batch
 from hybrid_models.zoo import build_model
-from tests.hybrid_models.test_action_models import build_case, case_batch, one_thread
-
-__all__ = ["one_thread"]  # the module-scoped one-thread fixture applies here too
+from tests.hybrid_models.test_action_models import build_case, case_batch
 
 LOSS = functools.partial(action_loss_fn, multi_label=False)
 

@@ -22,9 +22,7 @@ from hybrid_models.zoo import (
     build_model,
     config_from_dict,
 )
-from tests.hybrid_models.test_action_models import ACTION_MODELS, CASES, case_config, one_thread
-
-__all__ = ["one_thread"]  # the module-scoped one-thread fixture applies here too
+from tests.hybrid_models.test_action_models import ACTION_MODELS, CASES, case_config
 
 
 def test_entries_name_a_task_and_what_their_forward_takes():
