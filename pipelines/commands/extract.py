@@ -7,6 +7,7 @@ import sys
 
 from pipelines.errors import UsageError
 from schemas import ManifestError
+from workers.extract_config import DECODERS, DTYPES, PRECISIONS, ROTATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="uniform:K | segments:S,L | fps:R | stride:N | all (default: uniform:8)",
     )
     p.add_argument(
-        "--backbone", default="resnet18", help="torchvision backbone name (default: resnet18)"
+        "--backbone",
+        default="resnet18",
+        help="resnet18|34|50, mobilenet_v3_small|large, efficientnet_b0, vgg16 (fc7), "
+        "vit_b_16 (class token), small_cnn, small_cnn_grid (default: resnet18)",
     )
     p.add_argument(
         "--weights",
@@ -45,12 +49,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="crop size in pixels (default: the weights' own, else 224)",
     )
     p.add_argument("--streams", default="rgb", help="rgb, flow or rgb,flow (default: rgb)")
-    p.add_argument("--decoder", default="auto", help="auto (decord, then PyAV), decord or pyav")
     p.add_argument(
-        "--rotation", default="apply", help="apply or ignore the rotation tag (default: apply)"
+        "--decoder",
+        default="auto",
+        choices=DECODERS,
+        help="auto: decord, then PyAV where decord fails (default: auto)",
     )
-    p.add_argument("--dtype", default="float32", help="stored feature type: float32 or float16")
-    p.add_argument("--precision", default="fp32", help="compute precision: fp32, bf16 or fp16")
+    p.add_argument(
+        "--rotation",
+        default="apply",
+        choices=ROTATIONS,
+        help="apply or ignore rotation tags (default: apply)",
+    )
+    p.add_argument(
+        "--dtype", default="float32", choices=DTYPES, help="stored feature type (default: float32)"
+    )
+    p.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS, help="compute precision (default: fp32)"
+    )
     p.add_argument(
         "--spatial-map", action="store_true", help="also store the last spatial feature map"
     )
