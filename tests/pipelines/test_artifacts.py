@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from hybrid_models.zoo import build_model, model_entry
-from pipelines.artifacts import model_uri, read_model, read_model_meta, read_training_log, write_model
+from pipelines.artifacts import (
+    model_uri,
+    read_model,
+    read_model_meta,
+    read_training_log,
+    write_model,
+)
 
 
 def test_model_folder_round_trips_exactly():
@@ -11,7 +17,9 @@ def test_model_folder_round_trips_exactly():
     config = model.config
     uri = model_uri("memory://artifacts", "action-lstm")
     log = [{"epoch": 0, "train_loss": 1.5, "val_accuracy": 0.5}, {"epoch": 1, "train_loss": 0.9}]
-    write_model(uri, model, config, name="lstm", extra={"class_names": ["a", "b", "c"]}, training_log=log)
+    write_model(
+        uri, model, config, name="lstm", extra={"class_names": ["a", "b", "c"]}, training_log=log
+    )
     loaded = read_model(uri)
     assert loaded.task == entry.task == "action" and loaded.model_id == "action-lstm"
     assert loaded.extra["class_names"] == ["a", "b", "c"]
