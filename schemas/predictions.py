@@ -21,7 +21,7 @@ _COMMON = [
 
 ACTION_PREDICTIONS_SCHEMA = versioned(
     "action_predictions",
-    1,
+    2,
     [
         *_COMMON,
         pa.field(c.PREDICTED_LABEL, pa.string(), nullable=False),
@@ -29,6 +29,9 @@ ACTION_PREDICTIONS_SCHEMA = versioned(
         pa.field(c.TOP_K_SCORES, pa.list_(pa.float32()), nullable=False),
         # Scores for every class in the model's class order (stored in file metadata).
         pa.field(c.SCORES, pa.list_(pa.float32()), nullable=False),
+        pa.field(c.FRAME_INDICES, pa.list_(pa.int32()), nullable=False),
+        # Attention over the frames (attention pooling); null for models without it.
+        pa.field(c.ATTENTION, pa.list_(pa.float32())),
     ],
 )
 

@@ -27,8 +27,12 @@ def frame_requests(
     """
     records = [
         sample
-        for name in ("caption", "vqa")
-        for sample in (sections.get(name) or {}).get("samples", [])
+        for name, key in (
+            ("action", "attention_examples"),
+            ("caption", "samples"),
+            ("vqa", "samples"),
+        )
+        for sample in (sections.get(name) or {}).get(key, [])
         if sample.get("attention") is not None and sample.get(URI_KEY)
     ]
     wanted: dict[str, tuple[str, list[int]]] = {}

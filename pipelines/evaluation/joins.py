@@ -21,7 +21,7 @@ from pipelines.metrics.vqa import is_correct
 from schemas import columns as c
 
 COUNT = "count"
-SINGLE, MULTI, ORDERED = "single", "multi", "ordered"
+SINGLE, MULTI, ORDERED, ACTION_DETAIL = "single", "multi", "ordered", "action_detail"
 CAPTION, CAPTION_DETAIL = "caption", "caption_detail"
 ANSWER, ANSWER_DETAIL, CORRECT = "answer", "answer_detail", "correct"
 DEAD_LETTER = "dead_letter"
@@ -68,6 +68,15 @@ def join_action(
         return [(COUNT, "action:missing")]
     known = set(class_names)
     tagged: Tagged = [(COUNT, "action:evaluated")]
+    if original.get(c.ATTENTION) is not None:
+        detail = {
+            "true_label": label,
+            "predicted_label": original[c.PREDICTED_LABEL],
+            c.FRAME_INDICES: list(original[c.FRAME_INDICES]),
+            c.ATTENTION: list(original[c.ATTENTION]),
+            URI_KEY: truth[URI_KEY],
+        }
+        tagged.append((ACTION_DETAIL, (video_id, detail)))
     if label is not None:
         if label in known:
             tagged.append(

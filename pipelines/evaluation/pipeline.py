@@ -348,7 +348,14 @@ def build_evaluate(pipeline: beam.Pipeline, plan: EvaluatePlan) -> None:
             pairs = class_pairs(class_names, PAIRED_ACTION)
             tagged = joined | "Action samples" >> beam.ParDo(
                 _Route(joins.join_action, class_names=class_names)
-            ).with_outputs(joins.COUNT, joins.SINGLE, joins.MULTI, joins.ORDERED)
+            ).with_outputs(
+                joins.COUNT, joins.SINGLE, joins.MULTI, joins.ORDERED, joins.ACTION_DETAIL
+            )
+            results["action_details"] = tagged[
+                joins.ACTION_DETAIL
+            ] | "Attention shown" >> beam.combiners.Top.Of(
+                config.num_samples, key=_first, reverse=True
+            )
             results["action_single"] = tagged[
                 joins.SINGLE
             ] | "Classification" >> beam.CombineGlobally(
@@ -451,6 +458,7 @@ def write_evaluation(_: Any, *, facts: ReportFacts, **results: Any) -> str:
             single=results["action_single"],
             multi=results.get("action_multi"),
             temporal=results.get("action_temporal"),
+            details=results["action_details"],
         )
     if "caption" in facts.tasks:
         sections["caption"] = caption_section(

@@ -64,8 +64,10 @@ def action_section(
     single: Mapping[str, Any],
     multi: Mapping[str, Any] | None = None,
     temporal: Mapping[str, Any] | None = None,
+    details: Sequence[tuple[str, dict]] = (),
 ) -> dict[str, Any]:
-    """The "action" section from SingleLabelFinish's output (and the optional extras)."""
+    """The "action" section from SingleLabelFinish's output (and the optional extras);
+    `details` are (video id, attention record) of the videos whose attention is shown."""
     no_videos = (
         "no video of the manifest had both a label among the model's classes and a prediction"
     )
@@ -99,7 +101,17 @@ def action_section(
             }
             for pair in single["class_pairs"]
         ],
-        "attention_examples": [],
+        "attention_examples": [
+            {
+                "video_id": video_id,
+                "true_label": detail["true_label"],
+                "predicted_label": detail["predicted_label"],
+                "frame_indices": [int(i) for i in detail["frame_indices"]],
+                "attention": [float(a) for a in detail["attention"]],
+                URI_KEY: detail[URI_KEY],
+            }
+            for video_id, detail in sorted(details)
+        ],
     }
     if temporal is not None:
         section["temporal_order"] = temporal_order_section(temporal)
@@ -264,8 +276,8 @@ def read_ablations(models_root: str) -> dict[str, Any] | None:
 
 def strip_private(sections: Mapping[str, dict[str, Any] | None]) -> None:
     """Removes the keys the pipeline carries for itself (the videos' uris) from `sections`."""
-    for name in ("caption", "vqa"):
-        for sample in (sections.get(name) or {}).get("samples", []):
+    for name, key in (("action", "attention_examples"), ("caption", "samples"), ("vqa", "samples")):
+        for sample in (sections.get(name) or {}).get(key, []):
             sample.pop(URI_KEY, None)
 
 

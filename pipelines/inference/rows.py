@@ -74,6 +74,8 @@ def prediction_rows(
                 c.TOP_K_LABELS: [class_names[int(i)] for i in best],
                 c.TOP_K_SCORES: _floats(scores[best]),
                 c.SCORES: _floats(scores),
+                c.FRAME_INDICES: frame_indices,
+                c.ATTENTION: None if output["attention"] is None else _floats(output["attention"]),
             }
         ]
     if task == "caption":

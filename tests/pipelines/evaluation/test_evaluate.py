@@ -309,3 +309,20 @@ def test_bad_arguments_are_one_line_usage_errors(evaluated, tmp_path, capsys):
         "id '.hidden' starts with '.' (a hidden file name)\n"
     )
     assert error_of("--objects", ",") == "vidpipe evaluate: error: --objects ',' names no word\n"
+
+
+def test_action_attention_is_shown_over_the_frames(evaluated):
+    examples = evaluated["report"]["action"]["attention_examples"]
+    assert examples, "an attention-pooling model's weights reach the report"
+    predictions = {
+        row["video_id"]: row
+        for row in read_parts(str(evaluated["action"])).to_pylist()
+        if row["frame_order"] == "original"
+    }
+    for example in examples:
+        row = predictions[example["video_id"]]
+        assert example["frame_indices"] == row["frame_indices"]
+        assert example["attention"] == pytest.approx(row["attention"])
+        assert sum(example["attention"]) == pytest.approx(1.0, abs=1e-5)
+    html = (evaluated["out"] / "report.html").read_text()
+    assert examples[0]["video_id"] in html
