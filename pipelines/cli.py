@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pipelines.commands import dataset, evaluate, extract, features, infer, report
-from pipelines.errors import UsageError
+from pipelines.errors import BadArguments, UsageError
 
 # Each module adds its subcommand(s) with `register(subparsers)` and sets
 # `func(args) -> int` on them; the list is explicit on purpose.
@@ -16,10 +16,11 @@ COMMAND_MODULES = [dataset, extract, features, infer, evaluate, report]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (no usage dump) and exits 2."""
+    """argparse that raises BadArguments for a bad flag instead of printing usage and exiting,
+    so `main` reports it in one line and `vidpipe run` can check a job's stages up front."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        raise BadArguments(self.prog, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadArguments as error:
+        print(f"{error.prog}: error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -3,3 +3,11 @@
 
 class UsageError(Exception):
     """A mistake the user can fix: a bad flag value, a missing file, an invalid manifest."""
+
+
+class BadArguments(UsageError):
+    """Command-line arguments argparse refused; `prog` names the (sub)command."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
