@@ -327,9 +327,7 @@ def test_cli_refuses_a_file_as_out(tmp_path, capsys):
 
 
 def test_cli_unparsable_number_exits_2_with_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["dataset", "synth", "--out", str(tmp_path / "d"), "--num-videos", "many"])
-    assert stopped.value.code == 2
+    assert main(["dataset", "synth", "--out", str(tmp_path / "d"), "--num-videos", "many"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "argument --num-videos: invalid int value: 'many'" in err
