@@ -93,40 +93,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_extract)
 
 
-def _extract(args: argparse.Namespace) -> int:
-    from workers.extract import plan_extract, run_extract
+def config_from_args(args: argparse.Namespace):
+    """The ExtractConfig the flags ask for; ValueError names a bad value."""
     from workers.extract_config import ExtractConfig
 
+    return ExtractConfig(
+        manifest=args.manifest,
+        root=args.out,
+        sampling=args.sampling,
+        backbone=args.backbone,
+        weights=args.weights,
+        seed=args.seed,
+        input_size=args.input_size,
+        streams=tuple(s.strip() for s in args.streams.split(",") if s.strip()),
+        decoder=args.decoder,
+        rotation=args.rotation,
+        dtype=args.dtype,
+        precision=args.precision,
+        spatial_map=args.spatial_map,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        num_decoders=args.num_decoders,
+        num_gpus_per_worker=args.num_gpus_per_worker,
+        decode_timeout_s=args.decode_timeout,
+        ray_address=args.ray_address,
+        splits=tuple(args.splits.split(",")) if args.splits else None,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
+
+
+def plan_from_args(args: argparse.Namespace):
+    """The checked ExtractPlan of the flags; a user's mistake becomes a UsageError."""
+    from workers.extract import plan_extract
+
     try:
-        config = ExtractConfig(
-            manifest=args.manifest,
-            root=args.out,
-            sampling=args.sampling,
-            backbone=args.backbone,
-            weights=args.weights,
-            seed=args.seed,
-            input_size=args.input_size,
-            streams=tuple(s.strip() for s in args.streams.split(",") if s.strip()),
-            decoder=args.decoder,
-            rotation=args.rotation,
-            dtype=args.dtype,
-            precision=args.precision,
-            spatial_map=args.spatial_map,
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            num_decoders=args.num_decoders,
-            num_gpus_per_worker=args.num_gpus_per_worker,
-            decode_timeout_s=args.decode_timeout,
-            ray_address=args.ray_address,
-            splits=tuple(args.splits.split(",")) if args.splits else None,
-            limit=args.limit,
-            progress=not args.no_progress,
-        )
-        plan = plan_extract(config)
+        return plan_extract(config_from_args(args))
     except (ValueError, FileNotFoundError) as error:
         message = str(error).splitlines()[0] if not isinstance(error, ManifestError) else str(error)
         raise UsageError(message) from error
-    summary = run_extract(plan)
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from workers.extract import run_extract
+
+    summary = run_extract(plan_from_args(args))
     print(f"feature set {summary.feature_set_id} at {summary.feature_set_uri}")
     print(
         f"{summary.num_selected} videos: {summary.num_extracted} extracted now, "
