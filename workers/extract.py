@@ -199,7 +199,6 @@ def _run_on_ray(plan: ExtractPlan, record: dict, todo: list[dict]) -> tuple[int,
             # cores it can expect would only contend.
             num_threads=max(1, num_cpus // config.concurrency) if gpus == 0 else 2,
         )
-        weights_ref = ray.put(plan.weights_bytes) if plan.weights_bytes is not None else None
         dataset = ray.data.from_items(
             todo, override_num_blocks=max(1, min(len(todo), 4 * num_decoders))
         )
@@ -213,7 +212,9 @@ def _run_on_ray(plan: ExtractPlan, record: dict, todo: list[dict]) -> tuple[int,
         )
         dataset = dataset.map_batches(
             EmbedStage,
-            fn_constructor_kwargs={"settings": embed_settings, "weights": weights_ref},
+            # By value: Ray Data stores constructor arguments in the object store itself, and
+            # does not resolve an ObjectRef nested in them.
+            fn_constructor_kwargs={"settings": embed_settings, "weights": plan.weights_bytes},
             batch_size=config.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=config.concurrency),
