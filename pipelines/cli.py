@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pipelines.commands import dataset, evaluate, extract, features, infer, report
+from pipelines.commands import ablate, dataset, evaluate, extract, features, infer, report, train
 from pipelines.errors import BadArguments, UsageError
 
 # Each module adds its subcommand(s) with `register(subparsers)` and sets
 # `func(args) -> int` on them; the list is explicit on purpose.
-COMMAND_MODULES = [dataset, extract, features, infer, evaluate, report]
+COMMAND_MODULES = [dataset, extract, features, train, ablate, infer, evaluate, report]
 
 
 class OneLineParser(argparse.ArgumentParser):
