@@ -97,7 +97,7 @@ def library_versions() -> dict[str, str]:
 
 
 def utc_now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def lineage_record(kind: str, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:

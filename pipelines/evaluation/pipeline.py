@@ -498,7 +498,7 @@ def write_evaluation(_: Any, *, facts: ReportFacts, **results: Any) -> str:
     timings["evaluate"] = time.time() - facts.started
     report = assemble_report(
         report_id=facts.report_id,
-        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         vidpipe_version=_version(),
         inputs=facts.inputs,
         counts=counts,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import fsspec
-import tomllib
 
 from pipelines.artifacts import read_model_meta
 from pipelines.training import action
