@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Run in this order; each writes bench-output/<name>.json.
 BENCHMARKS = (
     "extract",  # stage 1: decode → CNN → feature store
+    "infer",  # stage 2: vidpipe infer (Beam) against a plain PyTorch loop
 )
 
 

@@ -71,7 +71,10 @@ class ExtractBenchConfig:
 
     num_videos: int = 24  # N distinct videos
     scale: int = 5  # the memory run lists each of the N files this many times; 1: no second run
-    video: VideoSpec = field(default_factory=VideoSpec)
+    # Dataset-like clips: 10 s at 25 fps as Kinetics', a keyframe every 2 s, small frames.
+    video: VideoSpec = field(
+        default_factory=lambda: VideoSpec(width=112, height=112, duration_s=10.0, gop=50)
+    )
     sampling: str = "uniform:16"
     backbone: str = "resnet18"
     input_size: int = 112
@@ -410,6 +413,16 @@ def commit_times(feature_set_uri: str) -> list[tuple[float, int]]:
     return sorted(times)
 
 
+def marginal_rate(small_run: dict, large_run: dict) -> float | None:
+    """Frames/s of the large run's extra frames over its extra wall time; None if it was not slower.
+
+    Interpreter, Ray, actors and the first batch cost both runs alike, so they cancel out.
+    """
+    extra_s = large_run["wall_s"] - small_run["wall_s"]
+    extra_frames = large_run["num_frames"] - small_run["num_frames"]
+    return extra_frames / extra_s if extra_frames > 0 and extra_s > 0 else None
+
+
 def steady_state(commits: Sequence[tuple[float, int]]) -> Rate:
     """Rows committed after the first part over the time from the first to the last commit.
 
@@ -529,9 +542,12 @@ def run(config: ExtractBenchConfig, out_dir: Path) -> dict:
 
     bound = harmonic_bound(model.per_second, decode.per_second)
     stages_cpu_ms = model.cpu_ms_per_item + decode.cpu_ms_per_item
-    steady = large_run["steady_fps"]
-    gap = 1 - steady / bound
-    speedup = steady / naive.per_second
+    marginal = marginal_rate(small_run, large_run) if config.scale > 1 else None
+    # The targets read the marginal rate where there is one: the steady state counted from the
+    # first commit flatters the job, whose decoders run ahead while the first batch is embedded.
+    measured = marginal if marginal is not None else large_run["steady_fps"]
+    gap = 1 - measured / bound
+    speedup = measured / naive.per_second
     growth = large_run["peak_rss_bytes"] / small_run["peak_rss_bytes"]
     job = plan.config
     num_decoders = job.num_decoders or max(1, usable_cores() - job.concurrency)
@@ -576,11 +592,16 @@ def run(config: ExtractBenchConfig, out_dir: Path) -> dict:
             "cpu_bound_fps": 1000.0 * usable_cores() / stages_cpu_ms,
             "end_to_end_n": small_run,
             "end_to_end_scaled": large_run,
+            # (scale-1)·N more videos over the extra wall time: start-up and fill cancel out
+            "marginal_fps": marginal,
         },
         "ratios": {
-            "steady_over_bound": steady / bound,
+            "steady_over_bound": large_run["steady_fps"] / bound,
             "gap": gap,
-            "steady_over_naive": speedup,
+            "steady_over_naive": large_run["steady_fps"] / naive.per_second,
+            "marginal_over_bound": None if marginal is None else marginal / bound,
+            "marginal_over_naive": None if marginal is None else marginal / naive.per_second,
+            "target_basis": "marginal" if marginal is not None else "steady",
             "wall_over_naive": large_run["wall_fps"] / naive.per_second,
             "peak_rss_scaled_over_n": growth,
             "job_cpu_over_stages_cpu": large_run["steady_cpu_ms_per_frame"] / stages_cpu_ms,
@@ -624,6 +645,12 @@ def format_report(result: dict) -> str:
 
     def verdict(name: str) -> str:
         return "met" if targets[name]["met"] else "MISSED"
+
+    basis = (
+        f"marginal N->{scale}N"
+        if ratios.get("target_basis") == "marginal"
+        else f"{scale}N steady state"
+    )
 
     lines = [
         "== stage 1: feature extraction (benchmarks/extract.py) ==",
@@ -690,6 +717,21 @@ def format_report(result: dict) -> str:
                     f"steady state; wall {large['wall_s']:.1f} s = {fps(large['wall_fps'])} "
                     f"frames/s with start-up (first commit at {large['first_commit_s']:.1f} s)",
                 ],
+                *(
+                    [
+                        [
+                            f"(c) marginal, N->{scale}N",
+                            fps(figures["marginal_fps"]),
+                            "",
+                            "",
+                            f"{(scale - 1) * n} more videos over "
+                            f"{large['wall_s'] - small['wall_s']:.1f} s more wall time: start-up "
+                            "and fill cancel out",
+                        ]
+                    ]
+                    if figures.get("marginal_fps") is not None
+                    else []
+                ),
                 [
                     "(d) naive",
                     fps(figures["naive_fps"]),
@@ -708,14 +750,14 @@ def format_report(result: dict) -> str:
             [
                 ["target", "value", "goal", "verdict"],
                 [
-                    f"gap to bound, 1 - c/bound ({scale}N steady state)",
+                    f"gap to bound, 1 - c/bound ({basis})",
                     f"{ratios['gap']:.1%}",
                     f"<= {MAX_GAP:.0%}",
                     verdict("gap"),
                 ],
                 [
-                    f"c/d ({scale}N steady state over naive)",
-                    f"{ratios['steady_over_naive']:.2f}x",
+                    f"c/d ({basis} over naive)",
+                    f"{targets['speedup']['value']:.2f}x",
                     f">= {MIN_SPEEDUP:g}x",
                     verdict("speedup"),
                 ],
@@ -800,7 +842,8 @@ def _load(values: Sequence[float]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults, video = ExtractBenchConfig(), VideoSpec()
+    defaults = ExtractBenchConfig()
+    video = defaults.video
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.extract",
         description="Stage-1 benchmark: model-only, decode-only, vidpipe extract end to end, "

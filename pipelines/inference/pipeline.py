@@ -1,12 +1,17 @@
 """`vidpipe infer` on Apache Beam: feature parts to per-video frames to RunInference to Parquet.
 
-    parts ─► inspect footers ─────────────────────────────┐ unreadable file ─► dead letter
-          └► ReadAllFromParquetBatched ─► chunks per video ┴► CoGroupByKey ─► assemble ─► dead letter
-             ─► frame orders ─► key by length bucket ─► GroupByKey ─► batches
+    parts ─► inspect footers ─► read a part, its videos ─► assemble ─► dead letter
+          unreadable file ─► dead letter
+             ─► frame orders ─► batches per length bucket (within a bundle)
              ─► RunInference ─► failed batches again, one video each ─► dead letter
              ─► rows ─► WriteToParquet(OUT/part-*)    dead letters ─► WriteToParquet(OUT/errors/)
 Nothing is dropped: every video that gets no prediction gets an error row, and
 OUT/predictions.json counts both.
+
+No feature crosses a shuffle: stage 1 commits a video's rows together in one part, so a part
+is read whole and its videos assembled there, and batches are made within a bundle. A
+GroupByKey would hold every feature of the job in memory on the in-process FnApiRunner
+(peak RSS grew 2x from 2,000 to 10,000 videos with one; see benchmarks/infer.py).
 """
 
 from __future__ import annotations
@@ -28,16 +33,17 @@ from apache_beam.io import parquetio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import RunInference
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.artifacts import read_model
 from pipelines.beam_options import beam_path, make_pipeline, runner_name
 from pipelines.inference.examples import (
+    FrameChunk,
     Question,
     VideoExample,
     assemble_video,
-    batches_of,
     length_bucket,
-    shuffle_seed,
     video_chunks,
     with_frame_orders,
     with_questions,
@@ -67,9 +73,6 @@ SUMMARY_FILE = "predictions.json"
 ERRORS_DIR = "errors"
 PART_PREFIX = "part-"
 PARQUET_SUFFIX = ".parquet"
-# Each length bucket is spread over this many keys so one bucket (often every video: a
-# uniform:K sampling gives all videos K frames) is not one worker's job.
-SHARDS_PER_BUCKET = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,7 +244,7 @@ def plan_infer(config: InferConfig, *, now: dt.datetime | None = None) -> InferP
         class_names=ready.class_names,
         part_uris=tuple(f"{features_uri}/{name}" for name in names),
         manifest_uri=manifest_uri,
-        run_timestamp=(now or dt.datetime.now(dt.timezone.utc)).isoformat(),
+        run_timestamp=(now or dt.datetime.now(dt.UTC)).isoformat(),
     )
 
 
@@ -322,12 +325,33 @@ def inspect_part(uri: str, *, columns: Sequence[str], feature_dim: int) -> PartI
     return PartInfo(uri=uri, video_ids=tuple(json.loads(listed)) if listed else ())
 
 
-def _listed_videos(info: PartInfo) -> list[tuple[str, str]]:
-    return [(video_id, info.uri) for video_id in info.video_ids]
+def read_part_videos(
+    info: PartInfo, *, columns: Sequence[str], streams: Sequence[str], spatial: bool
+) -> list[tuple[str, dict[str, list[Any]]]]:
+    """Every video of one part: (video id, {"chunks": its frame chunks, "listed": [part uri]}).
+
+    A video the footer lists without rows gets no chunks (its assembly fails: a dead letter);
+    one with rows but not listed is still predicted. The whole part is read at once: parts
+    hold one batch of videos, and reading it here keeps its rows out of any shuffle.
+    """
+    with FileSystems.open(info.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        table = pq.ParquetFile(handle).read(columns=list(columns))
+    chunks: dict[str, list[FrameChunk]] = {}
+    for video_id, chunk in video_chunks(table, streams, spatial=spatial):
+        chunks.setdefault(video_id, []).append(chunk)
+    listed = set(info.video_ids)
+    return [
+        (
+            video_id,
+            {"chunks": chunks.get(video_id, []), "listed": [info.uri] * (video_id in listed)},
+        )
+        for video_id in sorted(listed | set(chunks))
+    ]
 
 
-def _part_uri(info: PartInfo) -> str:
-    return info.uri
+def _unread_part(failed: tuple[PartInfo, Any]) -> tuple[str, Any]:
+    info, error = failed
+    return info.uri, error
 
 
 def _assemble(
@@ -340,28 +364,44 @@ def _assemble(
     return assemble_video(video_id, parts["chunks"], streams, spatial_shape=spatial_shape)
 
 
-def _keyed(example: VideoExample) -> tuple[str, VideoExample]:
-    return example.video_id, example
-
-
-def _join_questions(grouped: tuple[str, dict[str, Iterable[Any]]]) -> list[VideoExample]:
-    _, parts = grouped
-    videos, questions = list(parts["videos"]), [q for qs in parts["questions"] for q in qs]
-    if not questions:
+def _with_questions(
+    example: VideoExample, questions: dict[str, tuple[Question, ...]]
+) -> list[VideoExample]:
+    asked = questions.get(example.video_id)
+    if not asked:
         return []  # a video without questions has nothing to answer
-    return [with_questions(video, questions) for video in videos]
+    return [with_questions(example, asked)]
 
 
-def _bucket_key(example: VideoExample) -> tuple[tuple[int, int], VideoExample]:
-    shard = shuffle_seed(example.video_id) % SHARDS_PER_BUCKET
-    return (length_bucket(example.num_frames), shard), example
+class BatchByLength(beam.DoFn):
+    """Batches of at most `batch_size` videos of one length bucket, made within a bundle.
 
+    Unlike a GroupByKey it holds only one unfinished batch per bucket, so memory does not
+    grow with the number of videos. Global windows only, as the inference graph has.
+    """
 
-def _batches(
-    grouped: tuple[tuple[int, int], Iterable[VideoExample]], *, batch_size: int
-) -> Iterable[list[VideoExample]]:
-    _, examples = grouped
-    return batches_of(examples, batch_size)
+    def __init__(self, batch_size: int):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size ({batch_size}) must be > 0")
+        self._batch_size = batch_size
+        self._pending: dict[int, list[VideoExample]] = {}
+
+    def start_bundle(self) -> None:
+        self._pending = {}
+
+    def process(self, example: VideoExample) -> Iterator[list[VideoExample]]:
+        bucket = length_bucket(example.num_frames)
+        batch = self._pending.setdefault(bucket, [])
+        batch.append(example)
+        if len(batch) == self._batch_size:
+            del self._pending[bucket]
+            yield batch
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        window = GlobalWindow()
+        for bucket in sorted(self._pending):
+            yield WindowedValue(self._pending[bucket], window.max_timestamp(), (window,))
+        self._pending = {}
 
 
 def _singles(failed: tuple[Sequence[VideoExample], Any]) -> list[list[VideoExample]]:
@@ -380,17 +420,18 @@ def build_infer(pipeline: beam.Pipeline, plan: InferPlan) -> None:
             inspect_part, columns=plan.columns, feature_dim=plan.feature_dim
         ).with_exception_handling()
     )
-    chunks = (
+    per_video, unread = (
         inspected
-        | "Part uris" >> beam.Map(_part_uri)
-        | "Read features" >> parquetio.ReadAllFromParquetBatched(columns=plan.columns)
-        | "Split per video"
-        >> beam.FlatMap(video_chunks, plan.streams, spatial=plan.spatial_shape is not None)
+        | "Read parts"
+        >> beam.FlatMap(
+            read_part_videos,
+            columns=plan.columns,
+            streams=plan.streams,
+            spatial=plan.spatial_shape is not None,
+        ).with_exception_handling()
     )
-    listed = inspected | "Listed videos" >> beam.FlatMap(_listed_videos)
     videos, unassembled = (
-        {"chunks": chunks, "listed": listed}
-        | "Group frames per video" >> beam.CoGroupByKey()
+        per_video
         | "Assemble videos"
         >> beam.Map(
             _assemble, streams=plan.streams, spatial_shape=plan.spatial_shape
@@ -402,17 +443,15 @@ def build_infer(pipeline: beam.Pipeline, plan: InferPlan) -> None:
             | "Manifest" >> beam.Create([plan.manifest_uri])
             | "Manifest questions" >> beam.FlatMap(manifest_questions)
         )
-        videos = (
-            {"videos": videos | "Key videos" >> beam.Map(_keyed), "questions": questions}
-            | "Join questions" >> beam.CoGroupByKey()
-            | "Videos with questions" >> beam.FlatMap(_join_questions)
+        # The questions as a side input (they are small): joining by CoGroupByKey would hold
+        # every video's features in memory on the FnApiRunner.
+        videos = videos | "Videos with questions" >> beam.FlatMap(
+            _with_questions, questions=beam.pvalue.AsDict(questions)
         )
     batches = (
         videos
         | "Frame orders" >> beam.FlatMap(with_frame_orders, config.frame_orders)
-        | "Key by length bucket" >> beam.Map(_bucket_key)
-        | "Group by length bucket" >> beam.GroupByKey()
-        | "Batch" >> beam.FlatMap(_batches, batch_size=config.batch_size)
+        | "Batch by length" >> beam.ParDo(BatchByLength(config.batch_size))
     )
     handler = VideoModelHandler(
         plan.model_uri,
@@ -429,13 +468,22 @@ def build_infer(pipeline: beam.Pipeline, plan: InferPlan) -> None:
         | "Split failed batches" >> beam.FlatMap(_singles)
         | "RunInference one by one" >> RunInference(handler).with_exception_handling()
     )
-    _ = (
-        (results, retried)
-        | "All predictions" >> beam.Flatten()
-        | "Prediction rows"
+    # Rows before the Flatten: the FnApiRunner buffers a Flatten's whole input, and a
+    # PredictionResult still carries its video's features.
+    rows = [
+        predictions
+        | label
         >> beam.FlatMap(
             prediction_rows, task=plan.task, class_names=plan.class_names, top_k=config.top_k
         )
+        for label, predictions in (
+            ("Prediction rows", results),
+            ("Prediction rows of retried videos", retried),
+        )
+    ]
+    _ = (
+        rows
+        | "All predictions" >> beam.Flatten()
         | "Write predictions"
         >> parquetio.WriteToParquet(
             f"{plan.out_uri}/{PART_PREFIX.rstrip('-')}",
@@ -446,6 +494,9 @@ def build_infer(pipeline: beam.Pipeline, plan: InferPlan) -> None:
     )
     error_rows = (
         unreadable | "Unreadable part rows" >> beam.Map(part_error_row, event_timestamp=stamp),
+        unread
+        | "Unread part uris" >> beam.Map(_unread_part)
+        | "Unread part rows" >> beam.Map(part_error_row, event_timestamp=stamp),
         unassembled
         | "Unassembled video rows"
         >> beam.Map(video_error_row, features_uri=plan.features_uri, event_timestamp=stamp),

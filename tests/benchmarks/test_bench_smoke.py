@@ -37,6 +37,7 @@ from benchmarks.extract import (
     decode_settings,
     extract_config,
     format_report,
+    marginal_rate,
     naive_video,
     run,
     steady_state,
@@ -108,6 +109,8 @@ def test_every_figure_is_present_and_positive(tiny_run):
     ):
         assert result["ratios"][name] > 0, name
     assert set(result["targets"]) == {"gap", "speedup", "memory_growth"}
+    # Scale 1 has no second run: the targets read the steady state, not a marginal rate.
+    assert figures["marginal_fps"] is None and result["ratios"]["target_basis"] == "steady"
     assert all(isinstance(t["met"], bool) for t in result["targets"].values())
     assert len(result["load_average_before"]) == 3 and result["machine"]["cores"] >= 1
 
@@ -176,6 +179,13 @@ def test_steady_state_counts_rows_after_the_first_commit():
     assert rate == Rate(num_items=14, seconds=4.5)
     with pytest.raises(ValueError, match=r"^steady state needs at least 2 committed parts, got 1$"):
         steady_state([(10.0, 4)])
+
+
+def test_marginal_rate_is_the_extra_frames_over_the_extra_wall_time():
+    small = {"num_frames": 384, "wall_s": 40.0}
+    assert marginal_rate(small, {"num_frames": 1920, "wall_s": 88.0}) == 32.0
+    assert marginal_rate(small, {"num_frames": 1920, "wall_s": 39.0}) is None  # noise won
+    assert marginal_rate(small, small) is None
 
 
 def test_harmonic_bound():
