@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from workers.decoding.probe import av_decode_error
 from workers.decoding.results import DecodedFrames, VideoInfo
@@ -44,6 +45,9 @@ def _decode(container, stream, info: VideoInfo, wanted: Sequence[int], name: str
     position = -1  # index of the last frame the decoder gave; -1 before the first
     decoding: Iterator[av.VideoFrame] | None = None
     target_at = 0
+    # One reformatter for the whole video: `frame.to_ndarray(format=...)` builds a new swscale
+    # context per frame, which cost ~3 ms a frame at 112x112 against ~0.05 ms reused (PyAV 18).
+    to_rgb = VideoReformatter()
     while target_at < len(wanted):
         target = wanted[target_at]
         keyframe = keyframes[bisect.bisect_right(keyframes, target) - 1]
@@ -66,7 +70,7 @@ def _decode(container, stream, info: VideoInfo, wanted: Sequence[int], name: str
             position = index
             if index >= target:
                 if index in wanted_set:
-                    found[index] = frame.to_ndarray(format="rgb24")
+                    found[index] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                 reached = True
                 break
         if not reached:
