@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import resource
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -20,17 +19,19 @@ from hybrid_models.cnn_rnn import CNNRNNClassifier
 from hybrid_models.small_cnn import build_small_cnn
 from hybrid_models.video3d import count_parameters
 from hybrid_models.weights import load_weights_bytes
-from pipelines.artifacts import read_model
+from pipelines.artifacts import read_model, read_training_log
 from pipelines.training import multistage as ms
 
 TABLE_JSON = "video3d_vs_cnn_rnn.json"
 TABLE_MARKDOWN = "video3d_vs_cnn_rnn.md"
 
-# Memory is the peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) of a fresh
-# child process per measurement, reported as the growth over the same process once the model and
-# its input batch are loaded: what training (forward, backward, AdamW step) or inference (forward
-# under `inference_mode`) adds. tracemalloc would not see it: torch allocates outside Python's
-# allocator. Throughput is clips per second of CPU inference, median of timed batches.
+# Memory is the peak resident set size of a fresh child process per measurement, over the step
+# alone: the peak (VmHWM) is reset once the model and its input batch are loaded, and "added" is
+# that peak over the resident size then: what training (forward, backward, AdamW step) or
+# inference (forward under `inference_mode`) adds. `ru_maxrss` cannot be reset, and the imports
+# alone peak above a small model's step, which then read as 0. tracemalloc would not see it:
+# torch allocates outside Python's allocator. Throughput is clips per second of CPU inference,
+# median of timed batches. Linux only (/proc).
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,8 +96,19 @@ def _inputs(kind: str, batch_size: int, num_frames: int, size: int) -> tuple[tor
     return pixels, mask
 
 
-def _max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def _status_mib(field: str) -> float:
+    """`VmRSS` (resident now) or `VmHWM` (peak since the last reset) of this process, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # the file says kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> None:
+    """Sets VmHWM to the current resident size (Linux 4.0+), so the next peak is the step's own."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _measure_child(contender: Contender, config: MeasureConfig, mode: str, conn: Any) -> None:
@@ -105,7 +117,8 @@ def _measure_child(contender: Contender, config: MeasureConfig, mode: str, conn:
     model, kind = end_to_end_model(contender.model_uri)
     pixels, mask = _inputs(kind, config.batch_size, contender.num_frames, contender.input_size)
     labels = torch.zeros(config.batch_size, dtype=torch.long)
-    before = _max_rss_mib()
+    _reset_peak_rss()
+    before = _status_mib("VmRSS")  # read after the reset: the peak can never be below it
     result: dict[str, Any] = {"parameters": count_parameters(model)}
     if mode == "train":
         model.train()
@@ -125,8 +138,9 @@ def _measure_child(contender: Contender, config: MeasureConfig, mode: str, conn:
                 model(pixels, mask)
                 runs.append(time.perf_counter() - started)
         result["clips_per_second"] = config.batch_size / statistics.median(runs)
-    result[f"{mode}_peak_mib"] = _max_rss_mib()
-    result[f"{mode}_added_mib"] = _max_rss_mib() - before
+    peak = _status_mib("VmHWM")
+    result[f"{mode}_peak_mib"] = peak
+    result[f"{mode}_added_mib"] = peak - before
     conn.send(result)
     conn.close()
 
@@ -161,7 +175,7 @@ def table_row(contender: Contender, measured: Mapping[str, Any]) -> dict[str, An
         "zoo_model": meta["model"],
         "input": f"{contender.num_frames}×{contender.input_size}×{contender.input_size} RGB",
         "parameters": measured["parameters"],
-        "train_seconds": extra.get("train_seconds"),
+        "train_seconds": _train_seconds(contender.model_uri, extra),
         "train_peak_mib": round(measured["train_peak_mib"], 1),
         "train_added_mib": round(measured["train_added_mib"], 1),
         "infer_peak_mib": round(measured["infer_peak_mib"], 1),
@@ -175,6 +189,16 @@ def table_row(contender: Contender, measured: Mapping[str, Any]) -> dict[str, An
     }
 
 
+def _train_seconds(model_uri: str, extra: Mapping[str, Any]) -> float | None:
+    """Seconds of all epochs of all stages, summed from the training log.
+
+    `extra["train_seconds"]` times only the last process, so a resumed run would report the
+    minutes of its resume, not the hours of its training.
+    """
+    epochs = [entry["seconds"] for entry in read_training_log(model_uri) if "seconds" in entry]
+    return round(sum(epochs), 1) if epochs else extra.get("train_seconds")
+
+
 def build_table(contenders: Sequence[Contender], config: MeasureConfig) -> dict[str, Any]:
     """Measure every contender (two fresh processes each) into {"columns", "rows", ...}."""
     table = build_table_from_rows([table_row(c, measure(c, config)) for c in contenders])
@@ -183,7 +207,8 @@ def build_table(contenders: Sequence[Contender], config: MeasureConfig) -> dict[
         "measured_with": {
             "batch_size": config.batch_size,
             "threads": config.threads,
-            "memory": "peak RSS of a fresh process (ru_maxrss); added = over model + batch loaded",
+            "memory": "peak RSS of a fresh process during the step (VmHWM reset after loading); "
+            "added = over the RSS with model + batch loaded",
             "throughput": f"CPU inference, median of {config.timed_runs} batches",
         },
     }
