@@ -196,17 +196,25 @@ def scst_loss(
     max_length: int,
     *,
     num_samples: int = 1,
+    baseline: str = "greedy",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Self-critical policy gradient: sampled captions rewarded relative to the greedy one.
+    """Self-critical policy gradient: sampled captions rewarded relative to a baseline.
 
-    advantage = r(sample) − r(greedy); loss = −mean over samples of advantage · Σ log p(token)
-    summed over the sample's real tokens (<eos> included). The greedy baseline is decoded in
-    eval mode without gradients; rewards see word ids only (no <bos>/<eos>/<pad>).
+    advantage = r(sample) − b; loss = −mean over samples of advantage · Σ log p(token) summed
+    over the sample's real tokens (<eos> included). `baseline` "greedy": b = r(greedy caption),
+    decoded in eval mode without gradients (Rennie et al. 2017); "mean": b = the mean reward of
+    the video's *other* samples (needs num_samples >= 2; Luo 2020,
+    https://arxiv.org/abs/2003.09971), which centres the advantages of each video. Rewards see
+    word ids only (no <bos>/<eos>/<pad>); the greedy reward is reported either way.
     """
     if len(references) != features.shape[0]:
         raise ValueError(f"{len(references)} reference lists for {features.shape[0]} videos")
     if num_samples <= 0:
         raise ValueError(f"num_samples ({num_samples}) must be > 0")
+    if baseline not in ("greedy", "mean"):
+        raise ValueError(f"baseline {baseline!r} must be 'greedy' or 'mean'")
+    if baseline == "mean" and num_samples < 2:
+        raise ValueError(f"the mean baseline needs num_samples >= 2, got {num_samples}")
     repeated_features = features.repeat_interleave(num_samples, dim=0)  # (B·S, T, D)
     repeated_mask = mask.repeat_interleave(num_samples, dim=0)
     tokens, log_probs = sample_decode(
@@ -217,9 +225,13 @@ def scst_loss(
     repeated_refs = [refs for refs in references for _ in range(num_samples)]
     sample_rewards = torch.tensor(reward(words_of(tokens), repeated_refs), dtype=torch.float32)
     greedy_rewards = torch.tensor(reward(words_of(greedy.tokens), references), dtype=torch.float32)
-    advantage = (sample_rewards - greedy_rewards.repeat_interleave(num_samples)).to(
-        log_probs.device
-    )
+    if baseline == "greedy":
+        reference_rewards = greedy_rewards.repeat_interleave(num_samples)  # (B·S,)
+    else:
+        per_video = sample_rewards.view(-1, num_samples)  # (B, S)
+        others = (per_video.sum(dim=1, keepdim=True) - per_video) / (num_samples - 1)
+        reference_rewards = others.reshape(-1)  # (B·S,)
+    advantage = (sample_rewards - reference_rewards).to(log_probs.device)
     sequence_log_probs = log_probs.sum(dim=1)  # padding positions hold 0
     loss = -(advantage * sequence_log_probs).mean()
     stats = {

@@ -219,6 +219,7 @@ def scst_loss_fn(
     generator: torch.Generator,
     max_length: int,
     num_samples: int = 1,
+    baseline: str = "greedy",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Self-critical fine-tuning on a batch with one row per video and its references.
 
@@ -235,6 +236,7 @@ def scst_loss_fn(
         generator,
         max_length,
         num_samples=num_samples,
+        baseline=baseline,
     )
 
 

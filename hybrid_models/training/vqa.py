@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -87,21 +88,44 @@ def vqa_batches(examples: Sequence[VQAExample], *, batch_size: int) -> list[VQAB
 
 
 def vqa_train_batches(
-    examples: Sequence[VQAExample], *, batch_size: int, seed: int
+    examples: Sequence[VQAExample], *, batch_size: int, seed: int, temporal_jitter: float = 0.0
 ) -> Callable[[int], list[VQABatch]]:
-    """`train_batches(epoch)` for `fit`: a fresh shuffle per (seed, epoch)."""
+    """`train_batches(epoch)` for `fit`: a fresh shuffle per (seed, epoch).
+
+    With `temporal_jitter` f > 0, each example's frames are a random run of at least ⌈f·T⌉
+    consecutive frames, drawn anew each epoch (as the action task's `--temporal-jitter`).
+    """
     if batch_size <= 0:
         raise ValueError(f"batch_size ({batch_size}) must be > 0")
     if not examples:
         raise ValueError("examples is empty")
+    if not 0.0 <= temporal_jitter <= 1.0:
+        raise ValueError(f"temporal_jitter ({temporal_jitter}) must be in [0, 1]")
 
     def train_batches(epoch: int) -> list[VQABatch]:
         state = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
         generator = torch.Generator().manual_seed(int(state))
         order = torch.randperm(len(examples), generator=generator).tolist()
-        return vqa_batches([examples[index] for index in order], batch_size=batch_size)
+        chosen = [examples[index] for index in order]
+        if temporal_jitter > 0:
+            chosen = [jittered(e, temporal_jitter, generator) for e in chosen]
+        return vqa_batches(chosen, batch_size=batch_size)
 
     return train_batches
+
+
+def jittered(example: VQAExample, min_fraction: float, generator: torch.Generator) -> VQAExample:
+    """`example` with its frames cut to a random run of at least ⌈min_fraction·T⌉ of them.
+
+    Why: each video is asked 4–5 questions, and the models fit the training questions within a
+    few epochs by memorising the videos' frames; a different run of frames each epoch forces
+    them to read what the question asks (measured on the 600-video benchmark: see docs/models.md).
+    """
+    num_frames = example.features.shape[0]
+    shortest = max(1, math.ceil(min_fraction * num_frames))
+    length = int(torch.randint(shortest, num_frames + 1, (1,), generator=generator))
+    start = int(torch.randint(0, num_frames - length + 1, (1,), generator=generator))
+    return replace(example, features=example.features[start : start + length])
 
 
 def vqa_loss_fn(

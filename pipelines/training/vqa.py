@@ -43,6 +43,7 @@ from pipelines.training.caption import (
     parse_model_config,
     parse_streams,
     resolve_streams,
+    stream_widths,
     video_frames,
 )
 from pipelines.training.common import (
@@ -88,6 +89,7 @@ class VQATrainConfig:
     progress: bool = True
     model_config: Mapping[str, Any] = field(default_factory=dict)  # zoo config overrides
     label_smoothing: float = 0.0
+    temporal_jitter: float = 0.0  # each epoch, each question sees a random run of ≥ this share
 
     def __post_init__(self) -> None:
         if self.model not in VQA_MODELS:
@@ -103,6 +105,8 @@ class VQATrainConfig:
             raise ValueError(f"weight_decay ({self.weight_decay}) must be >= 0")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing ({self.label_smoothing}) must be in [0, 1)")
+        if not 0 <= self.temporal_jitter <= 1:
+            raise ValueError(f"temporal_jitter ({self.temporal_jitter}) must be in [0, 1]")
         if self.patience is not None and self.patience <= 0:
             raise ValueError(f"patience ({self.patience}) must be > 0 or None")
         check_streams(self.streams)
@@ -112,7 +116,7 @@ class VQATrainConfig:
 
 def config_from_args(args: argparse.Namespace) -> VQATrainConfig:
     """The parsed `vidpipe train --task vqa` flags as a config; ValueError for bad ones."""
-    check_action_only_flags(args, "vqa")
+    check_action_only_flags(args, "vqa", allowed=("temporal_jitter",))
     if args.features is None:
         raise ValueError("--features is required for --task vqa")
     return VQATrainConfig(
@@ -132,6 +136,7 @@ def config_from_args(args: argparse.Namespace) -> VQATrainConfig:
         resume=args.resume,
         progress=not args.no_progress,
         model_config=parse_model_config(args.model_config),
+        temporal_jitter=getattr(args, "temporal_jitter", None) or 0.0,
     )
 
 
@@ -191,7 +196,10 @@ def plan(config: VQATrainConfig) -> VQAPlan:
             raise ValueError(f"the {split} split has no videos with questions and features")
     first = record["spec"]["streams"][0]
     frames = {v.video_id: video_frames(v, streams, first) for v in data.videos if v.questions}
-    scaling = FeatureScaling.of([frames[v.video_id] for v in by_split["train"]])
+    scaling = FeatureScaling.of(
+        [frames[v.video_id] for v in by_split["train"]],
+        widths=stream_widths(by_split["train"][0], streams, first),
+    )
     train_questions = [q for v in by_split["train"] for q in v.questions]
     question_vocabulary = Vocabulary.build(q[c.QUESTION] for q in train_questions)
     answers = AnswerVocabulary.build(q[c.ANSWER] for q in train_questions)
@@ -319,7 +327,10 @@ def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> VQAS
             progress=config.progress,
         ),
         train_batches=vqa_train_batches(
-            vqa_plan.train, batch_size=config.batch_size, seed=config.seed
+            vqa_plan.train,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            temporal_jitter=config.temporal_jitter,
         ),
         loss_fn=partial(vqa_loss_fn, label_smoothing=config.label_smoothing),
         val_fn=partial(

@@ -161,6 +161,36 @@ def test_scst_loss_is_the_self_critical_policy_gradient():
         scst_loss(model, features, mask, references[:3], cider, torch.Generator(), 5)
 
 
+def test_scst_mean_baseline_centres_each_videos_samples():
+    model = tiny_captioner().eval()
+    features, mask, references = toy_videos()
+    cider = CiderD.from_references(references)
+    loss, stats = scst_loss(
+        model, features, mask, references, cider, torch.Generator().manual_seed(3), 5,
+        num_samples=3, baseline="mean",
+    )  # fmt: skip
+    repeated = features.repeat_interleave(3, 0), mask.repeat_interleave(3, 0)
+    tokens, _ = sample_decode(model, *repeated, 5, torch.Generator().manual_seed(3))
+    bos = torch.full((12, 1), BOS_INDEX)
+    logits = model(*repeated, torch.cat([bos, tokens[:, :-1]], 1)).logits
+    per_token = torch.log_softmax(logits, -1).gather(2, tokens.unsqueeze(2)).squeeze(2)
+    sequence = (per_token * (tokens != PAD_INDEX)).sum(1)
+    rewards = cider(words_of(tokens), [refs for refs in references for _ in range(3)])
+    # Each sample against the mean of its video's two other samples, written out by hand.
+    advantage = torch.tensor(
+        [
+            rewards[i] - (sum(rewards[3 * (i // 3) : 3 * (i // 3) + 3]) - rewards[i]) / 2
+            for i in range(12)
+        ]
+    )
+    assert loss.item() == pytest.approx(-(advantage * sequence).mean().item(), rel=1e-5, abs=1e-6)
+    assert stats["advantage"] == pytest.approx(0.0, abs=1e-6)  # centred per video
+    with pytest.raises(ValueError, match="the mean baseline needs num_samples >= 2, got 1"):
+        scst_loss(model, features, mask, references, cider, torch.Generator(), 5, baseline="mean")
+    with pytest.raises(ValueError, match="baseline 'best' must be 'greedy' or 'mean'"):
+        scst_loss(model, features, mask, references, cider, torch.Generator(), 5, baseline="best")
+
+
 def test_scst_raises_the_mean_reward_on_a_toy_problem():
     model = tiny_captioner(seed=1)
     features, mask, references = toy_videos()

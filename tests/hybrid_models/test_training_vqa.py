@@ -82,6 +82,29 @@ def test_train_batches_shuffle_per_epoch_deterministically():
     assert len(orders) > 1
 
 
+def test_temporal_jitter_gives_each_question_a_seeded_run_of_consecutive_frames():
+    frames = torch.arange(8.0).view(8, 1).expand(8, 8)  # frame t holds t everywhere
+    videos = [VQAExample(features=frames, question=(4 + k,), answer=1, question_type=0)
+              for k in range(6)]  # fmt: skip
+    batches = vqa_train_batches(videos, batch_size=6, seed=0, temporal_jitter=0.5)
+    runs = set()
+    for epoch in range(5):
+        (batch,) = batches(epoch)
+        for row, mask in zip(batch.features[:, :, 0], batch.mask, strict=True):
+            kept = row[mask]
+            assert len(kept) >= 4  # at least ⌈0.5 · 8⌉ frames
+            assert kept.tolist() == list(range(int(kept[0]), int(kept[0]) + len(kept)))
+            runs.add((int(kept[0]), len(kept)))
+        again = batches(epoch)[0]
+        assert torch.equal(batch.features, again.features) and torch.equal(batch.mask, again.mask)
+    assert len(runs) > 3  # the runs differ across questions and epochs
+    assert videos[0].features.shape == (8, 8)  # the examples are left as they were
+    whole = vqa_train_batches(videos, batch_size=6, seed=0)(0)[0]
+    assert bool(whole.mask.all())
+    with pytest.raises(ValueError, match=r"temporal_jitter \(1.5\) must be in \[0, 1\]"):
+        vqa_train_batches(videos, batch_size=6, seed=0, temporal_jitter=1.5)
+
+
 def test_loss_fn_trains_and_val_fn_reports_per_type_accuracy():
     torch.manual_seed(0)
     model = VideoQA(

@@ -299,14 +299,24 @@ def test_folded_scaling_takes_raw_features(name):
         assert torch.equal(value, before[key]), key
 
 
-def test_feature_scaling_is_per_dimension_and_keeps_constant_dimensions():
-    videos = [torch.tensor([[1.0, 5.0], [3.0, 5.0]]), torch.tensor([[5.0, 5.0]])]
-    scaling = FeatureScaling.of(videos)
-    torch.testing.assert_close(scaling.mean, torch.tensor([3.0, 5.0]))
-    # Population std of (1, 3, 5) is sqrt(8/3); a constant dimension is left unscaled.
-    torch.testing.assert_close(scaling.std, torch.tensor([(8 / 3) ** 0.5, 1.0]))
+def test_feature_scaling_centres_each_dimension_and_scales_each_stream():
+    videos = [
+        torch.tensor([[1.0, 5.0, 0.0, 7.0], [3.0, 5.0, 2.0, 7.0]]),
+        torch.tensor([[5.0, 5.0, 4.0, 7.0]]),
+    ]
+    # Streams of 2, 1 and 1 dimensions: population variances 8/3, 0 | 8/3 | 0.
+    scaling = FeatureScaling.of(videos, widths=[2, 1, 1])
+    torch.testing.assert_close(scaling.mean, torch.tensor([3.0, 5.0, 2.0, 7.0]))
+    # One std per stream, the RMS of its dimensions' stds: sqrt((8/3 + 0) / 2); a constant
+    # stream is left unscaled; a near-constant dimension is not blown up.
+    expected = [(4 / 3) ** 0.5, (4 / 3) ** 0.5, (8 / 3) ** 0.5, 1.0]
+    torch.testing.assert_close(scaling.std, torch.tensor(expected))
+    whole = FeatureScaling.of(videos)  # one stream by default
+    torch.testing.assert_close(whole.std, torch.full((4,), (16 / 3 / 4) ** 0.5))
     with pytest.raises(ValueError, match="^videos is empty$"):
         FeatureScaling.of([])
+    with pytest.raises(ValueError, match=r"stream widths \[2, 1\] must be > 0 and add up to 4"):
+        FeatureScaling.of(videos, widths=[2, 1])
 
 
 def test_scst_batches_are_a_function_of_seed_and_epoch(language_store, no_java, tmp_path):
@@ -343,6 +353,14 @@ def test_streams():
             "caption_adaptive, caption_hierarchical, caption_no_attention, caption_multitask",
         ),
         (["--beam-size", "0"], "beam_size (0) must be > 0"),
+        (
+            ["--scst-baseline", "mean", "--scst-samples", "1"],
+            "scst_baseline 'mean' needs scst_samples >= 2, got 1",
+        ),
+        (
+            ["--temporal-jitter", "0.5"],
+            "--temporal-jitter is for --task action, not --task caption",
+        ),
         (
             ["--streams", "rgb,depth"],
             "streams ['rgb', 'depth'] must be distinct names among rgb, flow",

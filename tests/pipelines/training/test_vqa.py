@@ -147,6 +147,7 @@ def test_no_attention_baseline_reads_one_stream(language_store, tmp_path):  # no
         ),
         (["--epochs", "0"], "epochs (0) must be > 0"),
         (["--multi-label"], "--multi-label is for --task action, not --task vqa"),
+        (["--temporal-jitter", "1.5"], "temporal_jitter (1.5) must be in [0, 1]"),
         (
             ["--model", "vqa_no_attention", "--model-config", '{"video_encoder": "lstm"}'],
             "attention 'none' averages the raw frame features and needs video_encoder 'none', "
