@@ -94,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pretrain-epochs", type=int, default=24, help="multi-stage pretraining epochs (24)"
     )
     p.add_argument(
+        "--pretrain-attribute-weight",
+        type=float,
+        default=1.0,
+        help="multi-stage pretraining: weight of the attribute heads (tags of the manifest's "
+        "labels, the count answer) beside the frame-pair objective; 0: pairs only (1.0)",
+    )
+    p.add_argument(
         "--finetune-epochs", type=int, default=3, help="multi-stage fine-tuning epochs (3)"
     )
     p.add_argument(
@@ -135,6 +142,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     language.add_argument(
         "--scst-samples", type=int, default=5, help="caption: sampled captions per video (5)"
+    )
+    language.add_argument(
+        "--scst-baseline",
+        choices=("greedy", "mean"),
+        default="greedy",
+        help="caption: SCST baseline, the greedy caption's reward or the mean of the video's "
+        "other samples (greedy)",
     )
     language.add_argument(
         "--multitask-action-weight",
@@ -191,7 +205,9 @@ def _train_action(args: argparse.Namespace) -> int:
             sampling=args.sampling,
             input_size=args.input_size,
             multistage=args.multistage,
-            pretrain=PretrainConfig(epochs=args.pretrain_epochs),
+            pretrain=PretrainConfig(
+                epochs=args.pretrain_epochs, attribute_weight=args.pretrain_attribute_weight
+            ),
             finetune_epochs=args.finetune_epochs,
             finetune_learning_rate=args.finetune_lr,
         )

@@ -191,6 +191,8 @@ class ActionPlan:
     feature_set: dict | None  # the feature set's record, when one was read
     num_missing: int  # manifest videos left out: no features or not decodable
     every_frame: Mapping[str, torch.Tensor] = field(default_factory=dict)  # pretraining frames
+    # video_id -> manifest row (multistage): attribute targets of the pretraining heads
+    manifest_rows: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     standardization: Mapping[int, Standardization] = field(default_factory=dict)  # input index
 
 
@@ -355,6 +357,7 @@ def _plan_pixels(config: ActionTrainConfig, folder: ModelFolder) -> ActionPlan:
         feature_set=record,
         num_missing=len(failed) + unknown,
         every_frame=every_frame,
+        manifest_rows={row[c.VIDEO_ID]: row for row in rows} if config.multistage else {},
     )
 
 
@@ -879,16 +882,39 @@ def _run_multistage(action_plan: ActionPlan, on_epoch_end: EpochHook | None) -> 
     epochs_run = 0
 
     # Stage "pretrain": the frame CNN on ordered frame pairs of the training split.
+    pretrain = config.pretrain
+    val = action_plan.examples["val"]
+    train_attributes = val_attributes = None
+    if config.multistage and pretrain.attribute_weight > 0:
+        # Multi-task: tags and counts of the training split's own annotations (see multistage).
+        rows = action_plan.manifest_rows
+        train_attributes = ms.attribute_targets(
+            [rows[e.video_id] for e in action_plan.examples["train"]]
+        )
+        val_attributes = ms.attribute_targets(
+            [rows[e.video_id] for e in val],
+            tag_names=train_attributes.tag_names,
+            count_names=train_attributes.count_names,
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        pair_model = ms.pretraining_model(encoder, feature_dim, num_classes)
+        pair_model = ms.pretraining_model(
+            encoder,
+            feature_dim,
+            num_classes,
+            num_tags=len(train_attributes.tag_names) if train_attributes else 0,
+            num_counts=len(train_attributes.count_names) if train_attributes else 0,
+        )
     every_frame = action_plan.every_frame
     train_frames = [every_frame[e.video_id] for e in action_plan.examples["train"]]
     train_labels = torch.stack([e.target for e in action_plan.examples["train"]])
-    pretrain = config.pretrain
 
     def pair_batches(
-        frames: Sequence[torch.Tensor], labels: torch.Tensor, gen: torch.Generator, shuffle: bool
+        frames: Sequence[torch.Tensor],
+        labels: torch.Tensor,
+        gen: torch.Generator,
+        shuffle: bool,
+        attributes: ms.AttributeTargets | None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         return ms.pair_batches(
             frames,
@@ -900,14 +926,18 @@ def _run_multistage(action_plan: ActionPlan, on_epoch_end: EpochHook | None) -> 
             min_gap_fraction=pretrain.min_gap_fraction,
             permute_colours=pretrain.permute_colours and shuffle,  # not on validation pairs
             shuffle=shuffle,
+            attributes=attributes,
         )
 
-    val = action_plan.examples["val"]
     val_labels = torch.stack([e.target for e in val])
     # Fixed pairs: every epoch is scored on the same validation pairs.
     val_pairs = list(
         pair_batches(
-            [every_frame[e.video_id] for e in val], val_labels, generator(config.seed, 4), False
+            [every_frame[e.video_id] for e in val],
+            val_labels,
+            generator(config.seed, 4),
+            False,
+            val_attributes,
         )
     )
     result = _fit_stage(
@@ -923,9 +953,9 @@ def _run_multistage(action_plan: ActionPlan, on_epoch_end: EpochHook | None) -> 
             weight_decay=pretrain.weight_decay,
         ),
         train_batches=lambda epoch: pair_batches(
-            train_frames, train_labels, generator(config.seed, 3, epoch), True
+            train_frames, train_labels, generator(config.seed, 3, epoch), True, train_attributes
         ),
-        loss_fn=ms.pair_loss,
+        loss_fn=partial(ms.pair_loss, attribute_weight=pretrain.attribute_weight),
         val_fn=lambda m: ms.pair_val_fn(m, val_pairs),
         on_epoch_end=on_epoch_end,
     )

@@ -215,3 +215,102 @@ def test_the_3d_table_measures_a_multistage_folder_from_pixels(multistage_folder
     assert row["test_top_1"] == read_model(multistage_folder).extra["test_metrics"]["top_1"]
     markdown = video3d_table.table_markdown(video3d_table.build_table_from_rows([row]))
     assert markdown.startswith("| model | zoo_model | input | parameters |")
+
+
+def _manifest_row(label, labels, count=None, captions=()):
+    questions = [] if count is None else [
+        {c.QUESTION: "how many objects are there?", c.ANSWER: count, c.QUESTION_TYPE: "count"}
+    ]  # fmt: skip
+    return {c.LABEL: label, c.LABELS: labels, c.QUESTIONS: questions, c.CAPTIONS: list(captions)}
+
+
+def test_attribute_targets_are_the_tags_but_the_action_and_the_count_answer():
+    rows = [
+        _manifest_row("grow", ["grow", "red", "square"], "one"),
+        _manifest_row("shrink", ["blue", "circle", "red", "shrink", "square"], "two"),
+        _manifest_row("appear", ["appear", "red", "circle"]),  # no count question
+    ]
+    targets = ms.attribute_targets(rows)
+    assert targets.tag_names == ("blue", "circle", "red", "square")
+    assert targets.count_names == ("one", "two")
+    assert targets.tags.tolist() == [[0, 0, 1, 1], [1, 1, 1, 1], [0, 1, 1, 0]]
+    assert targets.counts.tolist() == [0, 1, -1]
+    # Validation targets in the training names; a name the training split lacks is dropped.
+    val = ms.attribute_targets(
+        [_manifest_row("grow", ["green", "square", "grow"], "three")],
+        tag_names=targets.tag_names,
+        count_names=targets.count_names,
+    )
+    assert val.tags.tolist() == [[0, 0, 0, 1]] and val.counts.tolist() == [-1]
+    assert targets.select([2, 0]).counts.tolist() == [-1, 0]
+    # Two tags a caption names side by side are one more, bound tag: which object is red.
+    bound = ms.attribute_targets(
+        [
+            _manifest_row(
+                "grow",
+                ["blue", "circle", "grow", "red", "square"],
+                captions=["A red square grows while a blue circle stays", "the square grows"],
+            )
+        ]
+    )
+    assert bound.tag_names == ("blue", "blue circle", "circle", "red", "red square", "square")
+    assert bound.tags.tolist() == [[1.0] * 6]
+
+
+def test_multitask_pair_loss_adds_tag_bce_and_count_cross_entropy():
+    spec = ms.FrameSpec(sampling="all", input_size=16, resize_size=16)
+    videos = [torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8) for _ in range(3)]
+    targets = ms.attribute_targets(
+        [
+            _manifest_row("grow", ["grow", "red"], "one"),
+            _manifest_row("shrink", ["blue", "shrink"], "two"),
+            _manifest_row("grow", ["grow", "red", "blue"]),
+        ]
+    )
+    (batch,) = ms.pair_batches(
+        videos, torch.tensor([0, 1, 0]), spec, pairs_per_video=2, videos_per_batch=3,
+        generator=torch.Generator().manual_seed(0), permute_colours=True, attributes=targets,
+    )  # fmt: skip
+    order = batch["counts"].tolist()  # videos are shuffled: recover which video each pair is
+    assert sorted(order) == [-1, -1, 0, 0, 1, 1] and batch["tags"].shape == (6, 2)
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+    torch.manual_seed(0)
+    model = ms.pretraining_model(encoder, 4, 2, num_tags=2, num_counts=2)
+    loss, stats = ms.pair_loss(model, batch, attribute_weight=0.5)
+    # Independent computation of the same three terms.
+    with torch.no_grad():
+        f = encoder(torch.cat([batch["earlier"], batch["later"]]))
+        pair = torch.nn.functional.cross_entropy(model["head"](f[6:] - f[:6]), batch["labels"])
+        true = torch.cat([batch["true_colours"], batch["true_colours"]])
+        tags = torch.nn.functional.binary_cross_entropy_with_logits(
+            model["tags"](f[true]),
+            torch.cat([batch["tags"], batch["tags"]])[true],
+            reduction="sum",
+        ) / int(true.sum())  # summed over tags, averaged over the frames with true colours
+        known = torch.cat([batch["counts"], batch["counts"]]) >= 0
+        counts = torch.nn.functional.cross_entropy(
+            model["counts"](f[known]), torch.cat([batch["counts"], batch["counts"]])[known]
+        )
+    assert float(loss.detach()) == pytest.approx(float(pair + 0.5 * (tags + counts)), rel=1e-5)
+    assert stats["tag_loss"] == pytest.approx(float(tags), rel=1e-5)
+    # Colour tags need true colours: the pairs marked true_colours keep their channel order.
+    frames = {tuple(v[k].flatten().tolist()) for v in videos for k in range(6)}
+    earliest = (batch["earlier"] * torch.tensor(spec.std).view(1, 3, 1, 1)
+                + torch.tensor(spec.mean).view(1, 3, 1, 1)) * 255  # fmt: skip
+    unchanged = [tuple(e.flatten().round().int().tolist()) in frames for e in earliest]
+    assert unchanged == batch["true_colours"].tolist() and 0 < sum(unchanged) < 6
+    with pytest.raises(ValueError, match="attributes has 3 rows for 2 videos"):
+        next(ms.pair_batches(
+            videos[:2], torch.tensor([0, 1]), spec, pairs_per_video=1, videos_per_batch=2,
+            generator=torch.Generator().manual_seed(0), attributes=targets,
+        ))  # fmt: skip
+    with pytest.raises(ValueError, match=r"attribute_weight \(-1.0\) must be >= 0"):
+        ms.PretrainConfig(attribute_weight=-1.0)
+
+
+def test_multistage_pretraining_is_multi_task(multistage_folder):
+    log = [r for r in read_training_log(multistage_folder) if r["stage"] == "pretrain"]
+    # The attribute heads trained beside the pair objective: their losses are in every record.
+    assert log and all(
+        {"train_tag_loss", "val_tag_loss", "val_count_accuracy"} <= set(r) for r in log
+    )
