@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The shipped job pipelines/jobs/demo.toml; a second `make demo` skips the stages up to date.
 demo: $(STAMP)
-	$(VENV)/bin/vidpipe demo --out $(DEMO_DIR)
+	$(VENV)/bin/vidpipe run --demo --root $(DEMO_DIR)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -7,12 +7,22 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pipelines.commands import ablate, dataset, evaluate, extract, features, infer, report, train
+from pipelines.commands import (
+    ablate,
+    dataset,
+    evaluate,
+    extract,
+    features,
+    infer,
+    report,
+    run,
+    train,
+)
 from pipelines.errors import BadArguments, UsageError
 
 # Each module adds its subcommand(s) with `register(subparsers)` and sets
 # `func(args) -> int` on them; the list is explicit on purpose.
-COMMAND_MODULES = [dataset, extract, features, train, ablate, infer, evaluate, report]
+COMMAND_MODULES = [dataset, extract, features, train, ablate, infer, evaluate, report, run]
 
 
 class OneLineParser(argparse.ArgumentParser):
