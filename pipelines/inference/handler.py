@@ -211,6 +211,14 @@ def predict_actions(ready: ReadyModel, examples: Sequence[VideoExample]) -> list
     ]
 
 
+def _joined(example: VideoExample, streams: Sequence[str]) -> np.ndarray:
+    """The video's features of `streams` side by side per frame, as caption and VQA training
+    concatenates them (rgb ‖ flow): (T, D·len(streams))."""
+    if len(streams) == 1:
+        return example.features[streams[0]]
+    return np.concatenate([example.features[stream] for stream in streams], axis=-1)
+
+
 def predict_captions(
     ready: ReadyModel, examples: Sequence[VideoExample], decoding: DecodingConfig
 ) -> list[dict[str, Any]]:
@@ -218,8 +226,7 @@ def predict_captions(
     from hybrid_models.decoding import beam_search, greedy_decode
     from hybrid_models.vocabulary import EOS_INDEX, SPECIALS
 
-    (stream,) = ready.streams
-    features, mask = _padded([e.features[stream] for e in examples], ready.device)
+    features, mask = _padded([_joined(e, ready.streams) for e in examples], ready.device)
     model = ready.loaded.model
     if decoding.beam_size == 1:
         decoded = greedy_decode(model, features, mask, decoding.max_length)
@@ -259,7 +266,6 @@ def predict_answers(ready: ReadyModel, examples: Sequence[VideoExample]) -> list
     """Per video: `answers`, one dict per question (answer, score, attention (T,) over frames)."""
     from hybrid_models.vocabulary import pad_token_ids
 
-    (stream,) = ready.streams
     pairs = [(example, question) for example in examples for question in example.questions]
     if not pairs:
         return [{"answers": []} for _ in examples]
@@ -271,7 +277,9 @@ def predict_answers(ready: ReadyModel, examples: Sequence[VideoExample]) -> list
                 f"question {question.question_index} of video {example.video_id!r} has no words"
             )
         encoded.append(ids)
-    features, mask = _padded([example.features[stream] for example, _ in pairs], ready.device)
+    features, mask = _padded(
+        [_joined(example, ready.streams) for example, _ in pairs], ready.device
+    )
     questions = pad_token_ids(encoded).to(ready.device)  # (Q, L)
     with torch.no_grad():
         output = ready.loaded.model(features, mask, questions)

@@ -199,10 +199,17 @@ def plan_infer(config: InferConfig, *, now: dt.datetime | None = None) -> InferP
                     f"model {loaded.model_id!r} reads {tuple(expected)} maps, the feature set "
                     f"stores {spatial_shape}"
                 )
-        elif expected != feature_dim:
+        elif key != "features" and expected != feature_dim:
             raise ValueError(
-                f"model {loaded.model_id!r} reads {expected}-dimensional {key if key != 'features' else ready.streams[0]} "
-                f"features, feature set {record['feature_set_id']} stores {feature_dim}"
+                f"model {loaded.model_id!r} reads {expected}-dimensional {key} features, "
+                f"feature set {record['feature_set_id']} stores {feature_dim}"
+            )
+        elif key == "features" and expected != feature_dim * len(ready.streams):
+            # Caption and VQA models read their streams side by side (rgb ‖ flow).
+            raise ValueError(
+                f"model {loaded.model_id!r} reads {expected}-dimensional "
+                f"{' + '.join(ready.streams)} features, feature set {record['feature_set_id']} "
+                f"stores {feature_dim} per stream"
             )
     if task == "action":
         num_classes = _num_classes(loaded.config)

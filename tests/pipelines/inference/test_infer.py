@@ -255,7 +255,7 @@ def test_bad_arguments_are_one_line_usage_errors(root, features, action_run, cap
     )
     assert error_of("--model", wide) == (
         "vidpipe infer: error: model 'wide' reads 5-dimensional rgb features, "
-        "feature set small_cnn-e5afcf94f41a stores 4\n"
+        "feature set small_cnn-e5afcf94f41a stores 4 per stream\n"
     )
     assert error_of("--model", str(root / "models" / "nothing")) == (
         f"vidpipe infer: error: no trained model at {root}/models/nothing (model.json is missing)\n"
