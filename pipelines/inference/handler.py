@@ -78,8 +78,9 @@ def model_streams(
 ) -> tuple[str, ...]:
     """The feature-set streams the model reads, in the order its forward takes them.
 
-    Two-stream models read rgb and flow; the others the stream named by the model folder's
-    `extra["streams"]`, else the feature set's first stream (as training does).
+    Two-stream models read rgb and flow; the others the streams named by the model folder's
+    `extra["streams"]` (caption and VQA models read several side by side), else the feature
+    set's first stream (as training does).
     """
     if input_kind == RGB_FLOW:
         return ("rgb", "flow")
@@ -87,7 +88,7 @@ def model_streams(
     if isinstance(named, str):
         named = [named]
     if named:
-        return (str(named[0]),)
+        return tuple(str(stream) for stream in named)
     return (str(feature_set_streams[0]),)
 
 

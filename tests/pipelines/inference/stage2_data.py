@@ -125,19 +125,23 @@ QUESTIONS = [
 ]
 
 
-def make_caption_model(root: Path, name: str = "cap-att") -> str:
-    """A small untrained soft-attention captioner whose vocabulary is CAPTIONS' words."""
+def make_caption_model(
+    root: Path, name: str = "cap-att", *, streams: tuple[str, ...] | None = None
+) -> str:
+    """A small untrained soft-attention captioner whose vocabulary is CAPTIONS' words; with
+    `streams` it reads them side by side (FEATURE_DIM each), as caption training records."""
     from hybrid_models.vocabulary import Vocabulary
 
     vocabulary = Vocabulary.build(CAPTIONS)
     network = build_model(
-        "caption_attention", seed=5, feature_dim=FEATURE_DIM, vocab_size=len(vocabulary),
+        "caption_attention", seed=5, feature_dim=FEATURE_DIM * len(streams or ("rgb",)),
+        vocab_size=len(vocabulary),
         embed_dim=6, hidden_dim=8, attention_dim=5,
     )  # fmt: skip
     uri = model_uri(str(root), name)
     write_model(
         uri, network, network.config, name="caption_attention",
-        extra={"vocabulary": vocabulary.to_json()},
+        extra={"vocabulary": vocabulary.to_json(), **({"streams": list(streams)} if streams else {})},
     )  # fmt: skip
     return uri
 

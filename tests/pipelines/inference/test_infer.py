@@ -276,3 +276,28 @@ def test_bad_arguments_are_one_line_usage_errors(root, features, action_run, cap
     assert error_of("--out", "memory://predictions/x").startswith(
         "vidpipe infer: error: memory://predictions/x: Beam has no filesystem for this location"
     )
+
+
+def test_a_captioner_of_two_streams_reads_rgb_and_flow_side_by_side(tmp_path):
+    root = tmp_path / "two-streams"
+    features = make_feature_set(root, streams=("rgb", "flow"))
+    model = make_caption_model(root, "cap-rgb-flow", streams=("rgb", "flow"))
+    out = tmp_path / "cap"
+    argv = ["infer", "--features", features, "--model", model, "--out", str(out)]
+    assert vidpipe([*argv, "--max-length", "5"]) == 1  # the broken inputs are dead letters
+
+    videos = {
+        video_id: np.concatenate(
+            [video_features(video_id, num_frames, s, seed=0).feature for s in ("rgb", "flow")],
+            axis=-1,
+        )  # (T, 2·D)
+        for video_id, (_, num_frames) in GOOD_VIDEOS.items()
+    }
+    batch, mask = padded(list(videos.values()))
+    loaded = read_model(model)
+    decoded = greedy_decode(loaded.model, batch, mask, 5)
+    words_of = Vocabulary.from_json(loaded.extra["vocabulary"]).decode_words
+    captions = rows_by_key(out, "video_id")
+    assert sorted(v for (v,) in captions) == sorted(videos)
+    for index, video_id in enumerate(videos):
+        assert captions[(video_id,)]["tokens"] == words_of(decoded.tokens[index].tolist())
