@@ -171,6 +171,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_action(args: argparse.Namespace) -> int:
     from pipelines.training import action
+    from pipelines.training.common import shared_fields
     from pipelines.training.multistage import PretrainConfig
     from schemas import ManifestError
 
@@ -182,20 +183,7 @@ def _train_action(args: argparse.Namespace) -> int:
         raise UsageError(f"--model-config must be a JSON object, got {args.model_config!r}")
     try:
         config = action.ActionTrainConfig(
-            model=args.model,
-            manifest=args.manifest,
-            out=args.out,
-            features=args.features,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            weight_decay=args.weight_decay,
-            seed=args.seed,
-            patience=args.patience or None,
-            device=args.device,
-            amp=args.device.startswith("cuda") and not args.no_amp,
-            resume=args.resume,
-            progress=not args.no_progress,
+            **shared_fields(args),
             stream=args.stream,
             spatial=args.spatial,
             multi_label=args.multi_label,

@@ -52,6 +52,7 @@ from pipelines.training.common import (
     generator,
     jsonable,
     result_from_state,
+    shared_fields,
     stage_finished,
     start_run,
 )
@@ -380,21 +381,8 @@ def config_from_args(args: argparse.Namespace) -> CaptionTrainConfig:
     if args.features is None:
         raise ValueError("--features is required for --task caption")
     return CaptionTrainConfig(
-        model=args.model,
-        features=args.features,
-        manifest=args.manifest,
-        out=args.out,
+        **shared_fields(args),
         streams=parse_streams(args.streams),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        patience=args.patience or None,
-        device=args.device,
-        amp=args.device.startswith("cuda") and not args.no_amp,
-        resume=args.resume,
-        progress=not args.no_progress,
         model_config=parse_model_config(args.model_config),
         curriculum=args.curriculum,
         attention_penalty=args.attention_penalty,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -24,6 +25,26 @@ logger = logging.getLogger(__name__)
 
 STATE_DIR = "state"
 _TMP_SUFFIX = ".tmp-writing"
+
+
+def shared_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The `vidpipe train` flags every task's config takes, under the configs' field names."""
+    return {
+        "model": args.model,
+        "features": args.features,
+        "manifest": args.manifest,
+        "out": args.out,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "patience": args.patience or None,  # 0: never stop early
+        "device": args.device,
+        "amp": args.device.startswith("cuda") and not args.no_amp,
+        "resume": args.resume,
+        "progress": not args.no_progress,
+    }
 
 
 def generator(seed: int, *stream: int) -> torch.Generator:

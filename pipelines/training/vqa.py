@@ -54,6 +54,7 @@ from pipelines.training.common import (
     check_out,
     finish_run,
     jsonable,
+    shared_fields,
     start_run,
 )
 from pipelines.training.data import TrainingVideo, load_training_data
@@ -120,21 +121,8 @@ def config_from_args(args: argparse.Namespace) -> VQATrainConfig:
     if args.features is None:
         raise ValueError("--features is required for --task vqa")
     return VQATrainConfig(
-        model=args.model,
-        features=args.features,
-        manifest=args.manifest,
-        out=args.out,
+        **shared_fields(args),
         streams=parse_streams(args.streams),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        patience=args.patience or None,
-        device=args.device,
-        amp=args.device.startswith("cuda") and not args.no_amp,
-        resume=args.resume,
-        progress=not args.no_progress,
         model_config=parse_model_config(args.model_config),
         temporal_jitter=getattr(args, "temporal_jitter", None) or 0.0,
     )
