@@ -56,7 +56,7 @@ from pipelines.training.common import (
     stage_finished,
     start_run,
 )
-from pipelines.training.data import TrainingVideo, load_training_data
+from pipelines.training.data import TrainingData, TrainingVideo, load_training_data
 from schemas import SPLITS
 from workers import store
 
@@ -426,7 +426,9 @@ class CaptionPlan:
 
 
 @dataclass(frozen=True, eq=False)
-class CaptionSummary:
+class LanguageSummary:
+    """What a caption or VQA run leaves, for the command's report."""
+
     model_uri: str
     meta: dict[str, Any]
     test_metrics: dict[str, Any]
@@ -435,8 +437,25 @@ class CaptionSummary:
     epochs_run: int
 
 
-def plan(config: CaptionTrainConfig) -> CaptionPlan:
-    """Read and check everything; raises ValueError or FileNotFoundError and writes nothing."""
+@dataclass(frozen=True, eq=False)
+class LanguageInputs:
+    """The checked inputs caption and VQA training share: the folder to write, the feature set,
+    the videos that have what the task learns (by split), their joined frames and the scaling."""
+
+    folder: ModelFolder
+    record: dict
+    streams: tuple[str, ...]
+    data: TrainingData
+    by_split: Mapping[str, list[TrainingVideo]]
+    frames: Mapping[str, torch.Tensor]  # video id -> (T, D) streams side by side, not scaled
+    scaling: FeatureScaling
+
+
+def read_language_inputs(
+    config: Any, *, has: Callable[[TrainingVideo], bool], what: str
+) -> LanguageInputs:
+    """Read and check a caption or VQA config's inputs; `has(video)` keeps the videos with
+    `what` (captions, questions). Raises ValueError or FileNotFoundError and writes nothing."""
     folder = ModelFolder(config.out.rstrip("/"))
     check_device(config.device)
     check_out(folder, jsonable(config), resume=config.resume)
@@ -444,16 +463,27 @@ def plan(config: CaptionTrainConfig) -> CaptionPlan:
     record = store.read_feature_set_record(features_uri)
     streams = resolve_streams(record, config.streams)
     data = load_training_data(features_uri, config.manifest)
-    by_split = {split: [v for v in data.split(split) if v.captions] for split in SPLITS}
+    by_split = {split: [v for v in data.split(split) if has(v)] for split in SPLITS}
     for split in SPLITS:
         if not by_split[split]:
-            raise ValueError(f"the {split} split has no videos with captions and features")
+            raise ValueError(f"the {split} split has no videos with {what} and features")
     first = record["spec"]["streams"][0]
-    frames = {v.video_id: video_frames(v, streams, first) for v in data.videos if v.captions}
+    frames = {v.video_id: video_frames(v, streams, first) for v in data.videos if has(v)}
     scaling = FeatureScaling.of(
         [frames[v.video_id] for v in by_split["train"]],
         widths=stream_widths(by_split["train"][0], streams, first),
     )
+    return LanguageInputs(
+        folder=folder, record=record, streams=streams, data=data, by_split=by_split,
+        frames=frames, scaling=scaling,
+    )  # fmt: skip
+
+
+def plan(config: CaptionTrainConfig) -> CaptionPlan:
+    """Read and check everything; raises ValueError or FileNotFoundError and writes nothing."""
+    inputs = read_language_inputs(config, has=lambda v: bool(v.captions), what="captions")
+    folder, record, streams, data = inputs.folder, inputs.record, inputs.streams, inputs.data
+    by_split, frames, scaling = inputs.by_split, inputs.frames, inputs.scaling
     vocabulary = Vocabulary.build(c for v in by_split["train"] for c in v.captions)
     class_names = tuple(sorted({v.label for v in by_split["train"] if v.label is not None}))
     multitask = zoo.MODELS[config.model].config_type is MultiTaskCaptionerConfig
@@ -635,12 +665,12 @@ def _stop_meteor(meteor: Any) -> None:
 
 def train(
     config: CaptionTrainConfig, *, on_epoch_end: StageCallback | None = None
-) -> CaptionSummary:
+) -> LanguageSummary:
     """Plan and run one training (see `plan` and `run`)."""
     return run(plan(config), on_epoch_end=on_epoch_end)
 
 
-def run(caption_plan: CaptionPlan, *, on_epoch_end: StageCallback | None = None) -> CaptionSummary:
+def run(caption_plan: CaptionPlan, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
     """Train (cross-entropy, then SCST if asked), score the test split, write the model folder.
 
     `on_epoch_end(stage, state, record)` is called after each epoch once its state is saved (an
@@ -773,7 +803,7 @@ def run(caption_plan: CaptionPlan, *, on_epoch_end: StageCallback | None = None)
         records=recorder.records,
         train_config=jsonable(config),
     )
-    return CaptionSummary(
+    return LanguageSummary(
         model_uri=folder.uri,
         meta=meta,
         test_metrics=metrics,
@@ -806,7 +836,7 @@ def _score_line(name: str, scores: Mapping[str, Any]) -> str:
     return f"  {name}: " + ", ".join(shown)
 
 
-def describe(summary: CaptionSummary) -> str:
+def describe(summary: LanguageSummary) -> str:
     """Lines for people: where the model is and how its captions of the test split scored."""
     metrics = summary.test_metrics
     lines = [

@@ -35,6 +35,7 @@ from pipelines.metrics.base import evaluate
 from pipelines.metrics.vqa import AnsweredQuestion, VqaAccuracy
 from pipelines.training.caption import (
     FeatureScaling,
+    LanguageSummary,
     StageCallback,
     check_action_only_flags,
     check_streams,
@@ -42,25 +43,21 @@ from pipelines.training.caption import (
     fold_scaling,
     parse_model_config,
     parse_streams,
-    resolve_streams,
-    stream_widths,
-    video_frames,
+    read_language_inputs,
 )
 from pipelines.training.common import (
     EpochRecorder,
     ModelFolder,
     Stopwatch,
     check_device,
-    check_out,
     finish_run,
     jsonable,
     shared_fields,
     start_run,
 )
-from pipelines.training.data import TrainingVideo, load_training_data
+from pipelines.training.data import TrainingVideo
 from schemas import SPLITS
 from schemas import columns as c
-from workers import store
 
 logger = logging.getLogger(__name__)
 
@@ -159,35 +156,11 @@ class VQAPlan:
     num_missing: int
 
 
-@dataclass(frozen=True, eq=False)
-class VQASummary:
-    model_uri: str
-    meta: dict[str, Any]
-    test_metrics: dict[str, Any]
-    num_parameters: int
-    train_seconds: float
-    epochs_run: int
-
-
 def plan(config: VQATrainConfig) -> VQAPlan:
     """Read and check everything; raises ValueError or FileNotFoundError and writes nothing."""
-    folder = ModelFolder(config.out.rstrip("/"))
-    check_device(config.device)
-    check_out(folder, jsonable(config), resume=config.resume)
-    features_uri = config.features.rstrip("/")
-    record = store.read_feature_set_record(features_uri)
-    streams = resolve_streams(record, config.streams)
-    data = load_training_data(features_uri, config.manifest)
-    by_split = {split: [v for v in data.split(split) if v.questions] for split in SPLITS}
-    for split in SPLITS:
-        if not by_split[split]:
-            raise ValueError(f"the {split} split has no videos with questions and features")
-    first = record["spec"]["streams"][0]
-    frames = {v.video_id: video_frames(v, streams, first) for v in data.videos if v.questions}
-    scaling = FeatureScaling.of(
-        [frames[v.video_id] for v in by_split["train"]],
-        widths=stream_widths(by_split["train"][0], streams, first),
-    )
+    inputs = read_language_inputs(config, has=lambda v: bool(v.questions), what="questions")
+    folder, record, streams, data = inputs.folder, inputs.record, inputs.streams, inputs.data
+    by_split, frames, scaling = inputs.by_split, inputs.frames, inputs.scaling
     train_questions = [q for v in by_split["train"] for q in v.questions]
     question_vocabulary = Vocabulary.build(q[c.QUESTION] for q in train_questions)
     answers = AnswerVocabulary.build(q[c.ANSWER] for q in train_questions)
@@ -280,12 +253,12 @@ def score_test_split(
     return evaluate(VqaAccuracy(), samples)
 
 
-def train(config: VQATrainConfig, *, on_epoch_end: StageCallback | None = None) -> VQASummary:
+def train(config: VQATrainConfig, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
     """Plan and run one training (see `plan` and `run`)."""
     return run(plan(config), on_epoch_end=on_epoch_end)
 
 
-def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> VQASummary:
+def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
     """Train, score the test split and write the model folder; `on_epoch_end(stage, state,
     record)` is called after each epoch once its state is saved.
     """
@@ -361,7 +334,7 @@ def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> VQAS
         records=recorder.records,
         train_config=jsonable(config),
     )
-    return VQASummary(
+    return LanguageSummary(
         model_uri=folder.uri,
         meta=meta,
         test_metrics=metrics,
@@ -371,7 +344,7 @@ def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> VQAS
     )
 
 
-def describe(summary: VQASummary) -> str:
+def describe(summary: LanguageSummary) -> str:
     """Lines for people: where the model is and its test accuracy, per question type too."""
     metrics = summary.test_metrics
     lines = [
