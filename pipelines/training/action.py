@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -22,7 +22,7 @@ from hybrid_models.segments import TemporalSegmentConfig
 from hybrid_models.small_cnn import build_small_cnn
 from hybrid_models.temporal_classifier import TemporalClassifierConfig, probabilities
 from hybrid_models.training.action import ActionBatch, action_loss_fn, action_val_fn, collate_videos
-from hybrid_models.training.loop import TrainConfig, TrainResult, TrainState, fit
+from hybrid_models.training.loop import TrainConfig, TrainResult
 from hybrid_models.video3d import count_parameters
 from pipelines.datasets.scene import PAIRED_ACTION
 from pipelines.metrics.base import evaluate
@@ -34,6 +34,7 @@ from pipelines.metrics.classification import (
 )
 from pipelines.training import multistage as ms
 from pipelines.training.common import (
+    EpochHook,
     EpochRecorder,
     ModelFolder,
     Standardization,
@@ -41,11 +42,10 @@ from pipelines.training.common import (
     check_device,
     check_out,
     finish_run,
+    fit_stage,
     fold_into_linear,
     generator,
     jsonable,
-    result_from_state,
-    stage_finished,
     start_run,
 )
 from pipelines.training.data import TrainingVideo, load_training_data
@@ -55,7 +55,6 @@ from workers import store
 
 logger = logging.getLogger(__name__)
 
-EpochHook = Callable[[str, TrainState, dict[str, float]], None]  # (stage, state, record)
 FEATURE_KINDS = (zoo.FEATURES, zoo.RGB_FLOW, zoo.MAPS)
 PIXEL_KINDS = (zoo.CLIPS, zoo.FRAMES)
 # Zoo entries that are one TemporalClassifier over features: what a pretrained CNN can feed.
@@ -729,46 +728,16 @@ def _train_config(
 
 
 def _fit_stage(
-    stage: str,
-    model: nn.Module,
-    *,
-    action_plan: ActionPlan,
-    recorder: EpochRecorder,
-    train_config: TrainConfig,
-    train_batches: Callable[[int], Iterator[Any]],
-    loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
-    val_fn: Callable[[nn.Module], dict[str, float]],
-    on_epoch_end: EpochHook | None,
+    stage: str, model: nn.Module, *, action_plan: ActionPlan, **fit_args: Any
 ) -> TrainResult:
-    """One `fit`, resumed from its saved state when the run is resumed; the model ends with the
-    stage's best weights (by validation loss).
-    """
-    folder = action_plan.folder
-    state = folder.load_state(stage) if action_plan.config.resume else None
-    if stage_finished(state, epochs=train_config.epochs, patience=train_config.patience):
-        assert state is not None
-        logger.info("stage %s finished before the resume; skipping it", stage)
-        result = result_from_state(state)
-        recorder.add_result(stage, result)
-    else:
-        record_epoch = recorder.callback(stage)
-
-        def callback(state: TrainState, record: dict[str, float]) -> None:
-            record_epoch(state, record)
-            if on_epoch_end is not None:
-                on_epoch_end(stage, state, record)
-
-        result = fit(
-            model,
-            train_batches=train_batches,
-            loss_fn=loss_fn,
-            val_fn=val_fn,
-            config=train_config,
-            start=state,
-            on_epoch_end=callback,
-        )
-    model.load_state_dict(result.best_state_dict or result.state.model_state)
-    return result
+    """`fit_stage` with the run's folder and resume flag."""
+    return fit_stage(
+        stage,
+        model,
+        folder=action_plan.folder,
+        resume=action_plan.config.resume,
+        **fit_args,
+    )
 
 
 def _action_fns(action_plan: ActionPlan, kind: str, examples: Mapping[str, list[Example]]):

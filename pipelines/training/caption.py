@@ -13,7 +13,7 @@ import copy
 import json
 import logging
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -37,23 +37,23 @@ from hybrid_models.training.captioning import (
     multitask_loss_fn,
     scst_loss_fn,
 )
-from hybrid_models.training.loop import TrainConfig, TrainResult, TrainState, fit
+from hybrid_models.training.loop import TrainConfig
 from hybrid_models.video3d import count_parameters
 from hybrid_models.vocabulary import Vocabulary
 from hybrid_models.vqa import VideoQA
 from pipelines.metrics.captioning import caption_scores, java_problem
 from pipelines.training.common import (
+    EpochHook,
     EpochRecorder,
     ModelFolder,
     Stopwatch,
     check_device,
     check_out,
     finish_run,
+    fit_stage,
     generator,
     jsonable,
-    result_from_state,
     shared_fields,
-    stage_finished,
     start_run,
 )
 from pipelines.training.data import TrainingData, TrainingVideo, load_training_data
@@ -77,8 +77,6 @@ ACTION_ONLY_FLAGS = {
     "sampling": None,
     "input_size": None,
 }
-
-StageCallback = Callable[[str, TrainState, dict[str, float]], None]
 
 
 # ------------------------------------------------------------------ shared with the VQA task
@@ -238,49 +236,6 @@ def fold_scaling(model: nn.Module, scaling: FeatureScaling) -> nn.Module:
             bias.sub_(shift)
             inputs.div_(scaling.std.to(inputs))
     return folded
-
-
-def fit_stage(
-    stage: str,
-    model: nn.Module,
-    *,
-    folder: ModelFolder,
-    resume: bool,
-    recorder: EpochRecorder,
-    train_config: TrainConfig,
-    train_batches: Callable[[int], Iterator[Any] | list[Any]],
-    loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
-    val_fn: Callable[[nn.Module], dict[str, float]],
-    on_epoch_end: StageCallback | None,
-) -> TrainResult:
-    """One `fit`, continued from the stage's saved state on resume; the model ends with the
-    stage's best weights (by `train_config.monitor`).
-    """
-    state = folder.load_state(stage) if resume else None
-    if stage_finished(state, epochs=train_config.epochs, patience=train_config.patience):
-        assert state is not None
-        logger.info("stage %s finished before the resume; skipping it", stage)
-        result = result_from_state(state)
-        recorder.add_result(stage, result)
-    else:
-        record_epoch = recorder.callback(stage)
-
-        def callback(state: TrainState, record: dict[str, float]) -> None:
-            record_epoch(state, record)
-            if on_epoch_end is not None:
-                on_epoch_end(stage, state, record)
-
-        result = fit(
-            model,
-            train_batches=train_batches,
-            loss_fn=loss_fn,
-            val_fn=val_fn,
-            config=train_config,
-            start=state,
-            on_epoch_end=callback,
-        )
-    model.load_state_dict(result.best_state_dict or result.state.model_state)
-    return result
 
 
 def parse_model_config(text: str) -> dict[str, Any]:
@@ -663,14 +618,12 @@ def _stop_meteor(meteor: Any) -> None:
     process.stderr.close()
 
 
-def train(
-    config: CaptionTrainConfig, *, on_epoch_end: StageCallback | None = None
-) -> LanguageSummary:
+def train(config: CaptionTrainConfig, *, on_epoch_end: EpochHook | None = None) -> LanguageSummary:
     """Plan and run one training (see `plan` and `run`)."""
     return run(plan(config), on_epoch_end=on_epoch_end)
 
 
-def run(caption_plan: CaptionPlan, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
+def run(caption_plan: CaptionPlan, *, on_epoch_end: EpochHook | None = None) -> LanguageSummary:
     """Train (cross-entropy, then SCST if asked), score the test split, write the model folder.
 
     `on_epoch_end(stage, state, record)` is called after each epoch once its state is saved (an

@@ -10,20 +10,23 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import torch
+from torch import nn
 
 from hybrid_models.backbones import resolve_device
-from hybrid_models.training.loop import TrainResult, TrainState
+from hybrid_models.training.loop import TrainConfig, TrainResult, TrainState, fit
 from pipelines.artifacts import META_FILE, TRAIN_CONFIG_FILE, TRAINING_LOG_FILE, write_model
 
 logger = logging.getLogger(__name__)
 
 STATE_DIR = "state"
+# Called after each epoch once its state is saved: (stage, state, the epoch's log record).
+EpochHook = Callable[[str, TrainState, dict[str, float]], None]
 _TMP_SUFFIX = ".tmp-writing"
 
 
@@ -284,3 +287,46 @@ def fold_into_linear(weight: torch.Tensor, bias: torch.Tensor, norm: Standardiza
     """(W', b') with W'x + b' = W·((x − μ)/σ) + b: standardization folded into an affine map."""
     scaled = weight / norm.std.to(weight.dtype)  # (out, D)
     return scaled, bias - scaled @ norm.mean.to(weight.dtype)
+
+
+def fit_stage(
+    stage: str,
+    model: nn.Module,
+    *,
+    folder: ModelFolder,
+    resume: bool,
+    recorder: EpochRecorder,
+    train_config: TrainConfig,
+    train_batches: Callable[[int], Iterator[Any] | list[Any]],
+    loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]],
+    val_fn: Callable[[nn.Module], dict[str, float]],
+    on_epoch_end: EpochHook | None,
+) -> TrainResult:
+    """One `fit`, continued from the stage's saved state on resume; the model ends with the
+    stage's best weights (by `train_config.monitor`).
+    """
+    state = folder.load_state(stage) if resume else None
+    if stage_finished(state, epochs=train_config.epochs, patience=train_config.patience):
+        assert state is not None
+        logger.info("stage %s finished before the resume; skipping it", stage)
+        result = result_from_state(state)
+        recorder.add_result(stage, result)
+    else:
+        record_epoch = recorder.callback(stage)
+
+        def callback(state: TrainState, record: dict[str, float]) -> None:
+            record_epoch(state, record)
+            if on_epoch_end is not None:
+                on_epoch_end(stage, state, record)
+
+        result = fit(
+            model,
+            train_batches=train_batches,
+            loss_fn=loss_fn,
+            val_fn=val_fn,
+            config=train_config,
+            start=state,
+            on_epoch_end=callback,
+        )
+    model.load_state_dict(result.best_state_dict or result.state.model_state)
+    return result

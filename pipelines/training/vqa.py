@@ -36,21 +36,21 @@ from pipelines.metrics.vqa import AnsweredQuestion, VqaAccuracy
 from pipelines.training.caption import (
     FeatureScaling,
     LanguageSummary,
-    StageCallback,
     check_action_only_flags,
     check_streams,
-    fit_stage,
     fold_scaling,
     parse_model_config,
     parse_streams,
     read_language_inputs,
 )
 from pipelines.training.common import (
+    EpochHook,
     EpochRecorder,
     ModelFolder,
     Stopwatch,
     check_device,
     finish_run,
+    fit_stage,
     jsonable,
     shared_fields,
     start_run,
@@ -253,12 +253,12 @@ def score_test_split(
     return evaluate(VqaAccuracy(), samples)
 
 
-def train(config: VQATrainConfig, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
+def train(config: VQATrainConfig, *, on_epoch_end: EpochHook | None = None) -> LanguageSummary:
     """Plan and run one training (see `plan` and `run`)."""
     return run(plan(config), on_epoch_end=on_epoch_end)
 
 
-def run(vqa_plan: VQAPlan, *, on_epoch_end: StageCallback | None = None) -> LanguageSummary:
+def run(vqa_plan: VQAPlan, *, on_epoch_end: EpochHook | None = None) -> LanguageSummary:
     """Train, score the test split and write the model folder; `on_epoch_end(stage, state,
     record)` is called after each epoch once its state is saved.
     """
