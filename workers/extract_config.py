@@ -30,7 +30,7 @@ class ExtractConfig:
     spatial_map: bool = False
     batch_size: int = 8  # videos per model call
     concurrency: int = 1  # model actors
-    num_decoders: int | None = None  # decode actors; None: the CPUs the model actors leave
+    num_decoders: int | None = None  # decode actors; None: every CPU on CPU, else those left
     num_gpus_per_worker: float | None = None  # None: one GPU per model actor when there is one
     decode_timeout_s: float = 120.0
     ray_address: str | None = None

@@ -861,18 +861,12 @@ def _run_multistage(action_plan: ActionPlan, on_epoch_end: EpochHook | None) -> 
             [rows[e.video_id] for e in action_plan.examples["train"]]
         )
         val_attributes = ms.attribute_targets(
-            [rows[e.video_id] for e in val],
-            tag_names=train_attributes.tag_names,
-            count_names=train_attributes.count_names,
+            [rows[e.video_id] for e in val], names_of=train_attributes
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         pair_model = ms.pretraining_model(
-            encoder,
-            feature_dim,
-            num_classes,
-            num_tags=len(train_attributes.tag_names) if train_attributes else 0,
-            num_counts=len(train_attributes.count_names) if train_attributes else 0,
+            encoder, feature_dim, num_classes, attributes=train_attributes
         )
     every_frame = action_plan.every_frame
     train_frames = [every_frame[e.video_id] for e in action_plan.examples["train"]]

@@ -9,7 +9,7 @@ import itertools
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -176,11 +176,13 @@ class PretrainConfig:
 # video, and that is exactly what captions and questions ask about (colour, shape, how many
 # objects). Pretrained on order alone, the pooled features scored VQA 0.62 (colour 0.59, shape
 # 0.48, count 0.51). The targets come from the training split's own annotations: every tag of the
-# manifest's `labels` except the action label (a single frame cannot show an action), each pair
-# of those tags that a caption of the video names side by side ("red circle": which object has
-# which colour, what VQA's "what shape is the yellow object?" needs and separate tags cannot
-# tell in a scene of three objects), and the answer of the video's `count` question.
+# manifest's `labels` except the action label (a single frame cannot show an action), the answer
+# of the video's `count` question, and *bindings*: for each colour in the video, which shape it
+# has. Separate tags cannot tell which object is red in a scene of three objects, and VQA's "what
+# shape is the yellow object?" needs exactly that, also for the small static distractors.
 COUNT_QUESTION_TYPE = "count"
+COLOUR_QUESTION_TYPE = "colour"
+SHAPE_QUESTION_TYPE = "shape"
 
 
 @dataclass(frozen=True)
@@ -189,39 +191,42 @@ class AttributeTargets:
 
     tag_names: tuple[str, ...]
     count_names: tuple[str, ...]
+    colour_names: tuple[str, ...]  # the binding head has one row of shape logits per colour
+    shape_names: tuple[str, ...]
     tags: torch.Tensor  # (V, K) float32 multi-hot
     counts: torch.Tensor  # (V,) int64 index into count_names; -1 where the video has none
+    bindings: torch.Tensor  # (V, C) int64 index into shape_names; -1 where not known
 
     def select(self, positions: Sequence[int]) -> AttributeTargets:
         """The targets of the videos at `positions`, in that order."""
         index = torch.as_tensor(list(positions), dtype=torch.long)
-        return AttributeTargets(
-            tag_names=self.tag_names,
-            count_names=self.count_names,
-            tags=self.tags[index],
-            counts=self.counts[index],
+        return replace(
+            self, tags=self.tags[index], counts=self.counts[index], bindings=self.bindings[index]
         )
 
 
 def attribute_targets(
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    tag_names: Sequence[str] | None = None,
-    count_names: Sequence[str] | None = None,
+    rows: Sequence[Mapping[str, Any]], *, names_of: AttributeTargets | None = None
 ) -> AttributeTargets:
-    """Tag and count targets of manifest `rows`; the names default to those the rows show.
+    """Tag, count and binding targets of manifest `rows`; the names are those the rows show.
 
-    Pass the names found on the training split when making validation targets, so that the
-    heads' outputs mean the same thing; tags and counts outside those names are ignored.
+    Pass the training split's targets as `names_of` when making validation targets, so that the
+    heads' outputs mean the same thing; names outside the training split's are ignored.
     """
-    if tag_names is None:
-        tag_names = sorted({t for r in rows for t in _frame_tags(r)})
-    if count_names is None:
-        count_names = sorted({a for r in rows if (a := _count_answer(r)) is not None})
+    if names_of is None:
+        tag_names = tuple(sorted({t for r in rows for t in _frame_tags(r)}))
+        count_names = tuple(sorted({a for r in rows if (a := _count_answer(r)) is not None}))
+        colour_names = tuple(sorted(_answers(rows, COLOUR_QUESTION_TYPE)))
+        shape_names = tuple(sorted(_answers(rows, SHAPE_QUESTION_TYPE)))
+    else:
+        tag_names, count_names = names_of.tag_names, names_of.count_names
+        colour_names, shape_names = names_of.colour_names, names_of.shape_names
     tag_index = {name: k for k, name in enumerate(tag_names)}
     count_index = {name: k for k, name in enumerate(count_names)}
+    shape_index = {name: k for k, name in enumerate(shape_names)}
     tags = torch.zeros(len(rows), len(tag_names))
     counts = torch.full((len(rows),), -1, dtype=torch.long)
+    bindings = torch.full((len(rows), len(colour_names)), -1, dtype=torch.long)
     for i, row in enumerate(rows):
         for tag in _frame_tags(row):
             if tag in tag_index:
@@ -229,20 +234,23 @@ def attribute_targets(
         answer = _count_answer(row)
         if answer in count_index:
             counts[i] = count_index[answer]
+        known = _bindings(row, set(colour_names), set(shape_names))
+        for k, colour in enumerate(colour_names):
+            if colour in known:
+                bindings[i, k] = shape_index[known[colour]]
     return AttributeTargets(
-        tag_names=tuple(tag_names), count_names=tuple(count_names), tags=tags, counts=counts
+        tag_names=tag_names,
+        count_names=count_names,
+        colour_names=colour_names,
+        shape_names=shape_names,
+        tags=tags,
+        counts=counts,
+        bindings=bindings,
     )
 
 
 def _frame_tags(row: Mapping[str, Any]) -> list[str]:
-    single = {t for t in row.get(c.LABELS) or () if t != row.get(c.LABEL)}
-    bound = {
-        f"{first} {second}"
-        for caption in row.get(c.CAPTIONS) or ()
-        for first, second in itertools.pairwise(caption.lower().split())
-        if first in single and second in single
-    }
-    return sorted(single | bound)
+    return sorted({t for t in row.get(c.LABELS) or () if t != row.get(c.LABEL)})
 
 
 def _count_answer(row: Mapping[str, Any]) -> str | None:
@@ -252,22 +260,56 @@ def _count_answer(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _answers(rows: Sequence[Mapping[str, Any]], question_type: str) -> set[str]:
+    return {
+        q[c.ANSWER]
+        for r in rows
+        for q in r.get(c.QUESTIONS) or ()
+        if q[c.QUESTION_TYPE] == question_type
+    }
+
+
+def _bindings(row: Mapping[str, Any], colours: set[str], shapes: set[str]) -> dict[str, str]:
+    """Colour -> shape of the objects that the row's captions and questions bind: a caption's
+    "red circle", "what shape is the red object?" answered "circle", and "what colour is the
+    circle that ...?" answered "red". Shape questions ask for "the red object", so a colour names
+    one object of the video: the head learns one shape per colour, and an unnamed colour (a
+    distractor no text mentions) is left out of the loss rather than taught as absent.
+    """
+    bound: dict[str, str] = {}
+    for caption in row.get(c.CAPTIONS) or ():
+        for first, second in itertools.pairwise(caption.lower().split()):
+            if first in colours and second in shapes:
+                bound[first] = second
+    for question in row.get(c.QUESTIONS) or ():
+        asked = question[c.QUESTION].lower().replace("?", " ").split()
+        answer = question[c.ANSWER]
+        if question[c.QUESTION_TYPE] == SHAPE_QUESTION_TYPE and answer in shapes:
+            bound.update({w: answer for w in asked if w in colours})
+        elif question[c.QUESTION_TYPE] == COLOUR_QUESTION_TYPE and answer in colours:
+            bound.update({answer: w for w in asked if w in shapes})
+    return bound
+
+
 def pretraining_model(
     encoder: nn.Module,
     feature_dim: int,
     num_classes: int,
     *,
-    num_tags: int = 0,
-    num_counts: int = 0,
+    attributes: AttributeTargets | None = None,
 ) -> nn.ModuleDict:
     """The frame encoder, the linear head of the pair objective and, multi-task, linear heads for
-    `num_tags` attribute tags and `num_counts` object counts, as one trainable module.
+    the tags, counts and colour -> shape bindings of `attributes`, as one trainable module.
     """
     heads: dict[str, nn.Module] = {"encoder": encoder, "head": nn.Linear(feature_dim, num_classes)}
-    if num_tags > 0:
-        heads["tags"] = nn.Linear(feature_dim, num_tags)
-    if num_counts > 0:
-        heads["counts"] = nn.Linear(feature_dim, num_counts)
+    if attributes is not None:
+        if attributes.tag_names:
+            heads["tags"] = nn.Linear(feature_dim, len(attributes.tag_names))
+        if attributes.count_names:
+            heads["counts"] = nn.Linear(feature_dim, len(attributes.count_names))
+        if attributes.colour_names and attributes.shape_names:
+            num_logits = len(attributes.colour_names) * len(attributes.shape_names)
+            heads["bindings"] = nn.Linear(feature_dim, num_logits)
     return nn.ModuleDict(heads)
 
 
@@ -289,9 +331,9 @@ def pair_batches(
     Each video of `videos` ((T_i, 3, S, S) uint8, T_i >= 2) gives `pairs_per_video` pairs
     drawn from `generator`, at least max(1, ⌈min_gap_fraction·T_i⌉) frames apart, the earlier
     frame first; with `permute_colours` both frames of a pair get one random channel order.
-    With `attributes` (one row per video), batches also hold "tags" (N, K), "counts" (N,) and
-    "true_colours" (N,) bool: colour tags need true colours, so then a random half of the pairs
-    keep theirs (and only those train the tags).
+    With `attributes` (one row per video), batches also hold "tags" (N, K), "counts" (N,),
+    "bindings" (N, C) and "true_colours" (N,) bool: colour tags and bindings need true colours,
+    so then a random half of the pairs keep theirs (and only those train the tags and bindings).
     """
     if any(len(v) < 2 for v in videos):
         raise ValueError("every video needs at least 2 frames to make a pair")
@@ -301,7 +343,7 @@ def pair_batches(
     order = list(order)
     for start in range(0, len(order), videos_per_batch):
         chosen = [int(i) for i in order[start : start + videos_per_batch]]
-        earlier, later, pair_labels, tags, counts, kept = [], [], [], [], [], []
+        earlier, later, pair_labels, tags, counts, bindings, kept = [], [], [], [], [], [], []
         for index in chosen:
             num_frames = len(videos[index])
             gap = min(num_frames - 1, max(1, math.ceil(min_gap_fraction * num_frames)))
@@ -328,6 +370,7 @@ def pair_batches(
             if attributes is not None:
                 tags.append(attributes.tags[index].expand(pairs_per_video, -1))  # (P, K)
                 counts.append(attributes.counts[index].expand(pairs_per_video))
+                bindings.append(attributes.bindings[index].expand(pairs_per_video, -1))  # (P, C)
         batch = {
             "earlier": to_model_input(torch.cat(earlier), spec),  # (B·P, 3, S, S)
             "later": to_model_input(torch.cat(later), spec),
@@ -336,6 +379,7 @@ def pair_batches(
         if attributes is not None:
             batch["tags"] = torch.cat(tags)  # (B·P, K)
             batch["counts"] = torch.cat(counts)  # (B·P,)
+            batch["bindings"] = torch.cat(bindings)  # (B·P, C)
             batch["true_colours"] = (
                 torch.cat(kept) if kept else torch.ones(len(batch["labels"]), dtype=torch.bool)
             )
@@ -346,8 +390,9 @@ def pair_loss(
     model: nn.ModuleDict, batch: dict[str, torch.Tensor], *, attribute_weight: float = 1.0
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the action named from f(later) − f(earlier), and its accuracy; with
-    attribute heads and targets, + attribute_weight · (tag BCE on the frames that keep their
-    colours + count cross-entropy on every frame), reported as "tag_loss" and "count_accuracy".
+    attribute heads and targets, + attribute_weight · (tag BCE and binding cross-entropy on the
+    frames that keep their colours + count cross-entropy on every frame), reported as
+    "tag_loss", "binding_accuracy" and "count_accuracy".
     """
     both = torch.cat([batch["earlier"], batch["later"]])  # (2N, 3, S, S): one BatchNorm batch
     features = model["encoder"](both)  # (2N, D)
@@ -357,20 +402,31 @@ def pair_loss(
     accuracy = (logits.detach().argmax(dim=-1) == batch["labels"]).float().mean()
     stats = {"accuracy": float(accuracy)}
     true = batch["true_colours"].repeat(2) if "true_colours" in batch else None  # (2N,)
-    if "tags" in model and "tags" in batch and (true is None or bool(true.any())):
-        true = slice(None) if true is None else true
-        tag_targets = batch["tags"].repeat(2, 1)  # (2N, K): both frames carry the video's tags
+    true = slice(None) if true is None else true
+    coloured = features[true]  # (M, D): the frames that show true colours
+    if "tags" in model and "tags" in batch and len(coloured):
+        tag_targets = batch["tags"].repeat(2, 1)[true]  # (M, K): both frames carry the tags
         # Summed over tags, not averaged: averaged, each tag weighs 1/K of the action and the
         # tags were barely learnt (BCE 0.69 -> 0.60 in 5 epochs, colour and shape in every frame).
         tag_loss = (
             F.binary_cross_entropy_with_logits(
-                model["tags"](features[true]), tag_targets[true], reduction="none"
+                model["tags"](coloured), tag_targets, reduction="none"
             )
             .sum(dim=1)
             .mean()
         )
         loss = loss + attribute_weight * tag_loss
         stats["tag_loss"] = float(tag_loss.detach())
+    if "bindings" in model and "bindings" in batch and len(coloured):
+        targets = batch["bindings"].repeat(2, 1)[true]  # (M, C); -1: not known
+        known = targets >= 0
+        if bool(known.any()):
+            logits = model["bindings"](coloured).view(*targets.shape, -1)  # (M, C, S)
+            # Summed over the known colours of a frame, like the tags; averaged over frames.
+            total = F.cross_entropy(logits[known], targets[known], reduction="sum")
+            loss = loss + attribute_weight * total / len(coloured)
+            hits = logits.detach()[known].argmax(dim=-1) == targets[known]
+            stats["binding_accuracy"] = float(hits.float().mean())
     if "counts" in model and "counts" in batch:
         count_targets = batch["counts"].repeat(2)  # (2N,); -1: no count question
         known = count_targets >= 0

@@ -11,7 +11,7 @@ import pytest
 from pipelines.datasets.video_writer import write_video
 from schemas import manifest_table, read_manifest, write_manifest
 from workers import store
-from workers.extract import plan_extract, run_extract
+from workers.extract import default_decoders, model_actor_cpus, plan_extract, run_extract
 from workers.extract_config import ExtractConfig
 
 BAD = {
@@ -174,3 +174,12 @@ def test_weights_file_reaches_the_cnn_actors(ray_local, synth_small, tmp_path):
     assert sorted(a) == sorted(b) and len(a) == 2
     for video_id in a:
         np.testing.assert_allclose(a[video_id].feature, b[video_id].feature, rtol=1e-5, atol=1e-6)
+
+
+def test_decoders_take_every_core_when_the_model_runs_on_cpu():
+    # On CPU the model actors hold no core of their own (their threads share the decoders');
+    # with a GPU each model actor keeps one core to feed it.
+    assert model_actor_cpus(0.0) == 0 and model_actor_cpus(0.5) == 1
+    assert default_decoders(2, 1, 0.0) == 2
+    assert default_decoders(8, 2, 1.0) == 6
+    assert default_decoders(1, 2, 1.0) == 1  # never fewer than one decoder

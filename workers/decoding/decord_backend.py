@@ -42,7 +42,9 @@ def decode_decord(
             f"decord mis-decodes {name}: it has a {info.rotation_degrees}-degree display rotation",
         )
     try:
-        reader = decord.VideoReader(path, ctx=decord.cpu(0))
+        # One thread: a job decodes in one process per core, and decord's own threads would
+        # only contend with them (measured: 16% more CPU per video with its default).
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         _check_frame_table(reader, info, indices, name)
         batch = reader.get_batch(list(indices)).asnumpy()  # (N, H', W', 3), maybe turned
     except DECORD_ERRORS as error:

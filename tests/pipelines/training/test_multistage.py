@@ -217,11 +217,16 @@ def test_the_3d_table_measures_a_multistage_folder_from_pixels(multistage_folder
     assert markdown.startswith("| model | zoo_model | input | parameters |")
 
 
-def _manifest_row(label, labels, count=None, captions=()):
-    questions = [] if count is None else [
-        {c.QUESTION: "how many objects are there?", c.ANSWER: count, c.QUESTION_TYPE: "count"}
-    ]  # fmt: skip
-    return {c.LABEL: label, c.LABELS: labels, c.QUESTIONS: questions, c.CAPTIONS: list(captions)}
+def _manifest_row(label, labels, count=None, captions=(), questions=()):
+    asked = [] if count is None else [("how many objects are there?", count, "count")]
+    return {
+        c.LABEL: label,
+        c.LABELS: labels,
+        c.QUESTIONS: [
+            {c.QUESTION: q, c.ANSWER: a, c.QUESTION_TYPE: t} for q, a, t in [*asked, *questions]
+        ],
+        c.CAPTIONS: list(captions),
+    }
 
 
 def test_attribute_targets_are_the_tags_but_the_action_and_the_count_answer():
@@ -237,47 +242,97 @@ def test_attribute_targets_are_the_tags_but_the_action_and_the_count_answer():
     assert targets.counts.tolist() == [0, 1, -1]
     # Validation targets in the training names; a name the training split lacks is dropped.
     val = ms.attribute_targets(
-        [_manifest_row("grow", ["green", "square", "grow"], "three")],
-        tag_names=targets.tag_names,
-        count_names=targets.count_names,
+        [_manifest_row("grow", ["green", "square", "grow"], "three")], names_of=targets
     )
     assert val.tags.tolist() == [[0, 0, 0, 1]] and val.counts.tolist() == [-1]
     assert targets.select([2, 0]).counts.tolist() == [-1, 0]
-    # Two tags a caption names side by side are one more, bound tag: which object is red.
-    bound = ms.attribute_targets(
-        [
-            _manifest_row(
-                "grow",
-                ["blue", "circle", "grow", "red", "square"],
-                captions=["A red square grows while a blue circle stays", "the square grows"],
-            )
-        ]
+
+
+def test_bindings_come_from_captions_and_questions_and_unnamed_colours_stay_unknown():
+    shape_q = ("what shape is the green object?", "square", "shape")
+    colour_q = ("what colour is the triangle that grows?", "red", "colour")
+    rows = [
+        _manifest_row(
+            "grow",
+            ["blue", "circle", "green", "grow", "red", "square", "triangle"],
+            captions=["A red triangle grows while a blue circle stays", "the triangle grows"],
+            questions=[shape_q, colour_q],
+        ),
+        # Yellow is in the scene but no text says its shape; blue's comes from the question.
+        _manifest_row(
+            "shrink",
+            ["blue", "circle", "shrink", "yellow", "circle"],
+            questions=[
+                ("what is the shape of the blue object?", "circle", "shape"),
+                ("what colour is the object that shrinks?", "yellow", "colour"),
+            ],
+        ),
+    ]
+    targets = ms.attribute_targets(rows)
+    # Colours and shapes are the answers of colour and shape questions.
+    assert targets.colour_names == ("red", "yellow")
+    assert targets.shape_names == ("circle", "square")
+    # Red's shape (triangle) is no shape answer, so it is not a target; yellow is not named.
+    assert targets.bindings.tolist() == [[-1, -1], [-1, -1]]
+    rows.append(
+        _manifest_row(
+            "grow",
+            ["blue", "green", "grow", "red", "square", "triangle"],
+            captions=["the blue square grows"],
+            questions=[("what shape is the red object?", "triangle", "shape")],
+        )
     )
-    assert bound.tag_names == ("blue", "blue circle", "circle", "red", "red square", "square")
-    assert bound.tags.tolist() == [[1.0] * 6]
+    targets = ms.attribute_targets(rows)
+    assert targets.colour_names == ("red", "yellow")
+    assert targets.shape_names == ("circle", "square", "triangle")
+    # Row 0: red triangle from the caption and the colour question; yellow absent -> unknown.
+    # Row 1: yellow is in the scene, but nothing binds it -> unknown, not "no circle".
+    # Row 2: red triangle from the shape question; blue is no colour answer, so not a target.
+    assert targets.bindings.tolist() == [[2, -1], [-1, -1], [2, -1]]
+    val = ms.attribute_targets(
+        [_manifest_row("grow", ["yellow", "circle", "grow"], captions=["a yellow circle grows"])],
+        names_of=targets,
+    )
+    assert val.bindings.tolist() == [[-1, 0]]
 
 
-def test_multitask_pair_loss_adds_tag_bce_and_count_cross_entropy():
+def test_multitask_pair_loss_adds_tags_bindings_and_counts():
     spec = ms.FrameSpec(sampling="all", input_size=16, resize_size=16)
     videos = [torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8) for _ in range(3)]
+    colour_q = ("what colour is the object that grows?", "red", "colour")
     targets = ms.attribute_targets(
         [
-            _manifest_row("grow", ["grow", "red"], "one"),
-            _manifest_row("shrink", ["blue", "shrink"], "two"),
-            _manifest_row("grow", ["grow", "red", "blue"]),
+            _manifest_row("grow", ["circle", "grow", "red"], "one", questions=[colour_q]),
+            _manifest_row(
+                "shrink",
+                ["blue", "shrink", "square"],
+                "two",
+                questions=[
+                    ("what shape is the blue object?", "square", "shape"),
+                    ("what colour is the object that shrinks?", "blue", "colour"),
+                ],
+            ),
+            _manifest_row(
+                "grow",
+                ["blue", "circle", "grow", "red"],
+                questions=[("what shape is the red object?", "circle", "shape")],
+            ),
         ]
     )
+    assert targets.bindings.tolist() == [[-1, -1], [1, -1], [-1, 0]]
     (batch,) = ms.pair_batches(
         videos, torch.tensor([0, 1, 0]), spec, pairs_per_video=2, videos_per_batch=3,
         generator=torch.Generator().manual_seed(0), permute_colours=True, attributes=targets,
     )  # fmt: skip
     order = batch["counts"].tolist()  # videos are shuffled: recover which video each pair is
-    assert sorted(order) == [-1, -1, 0, 0, 1, 1] and batch["tags"].shape == (6, 2)
+    assert sorted(order) == [-1, -1, 0, 0, 1, 1] and batch["tags"].shape == (6, 4)
+    assert batch["bindings"].shape == (6, 2)
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
     torch.manual_seed(0)
-    model = ms.pretraining_model(encoder, 4, 2, num_tags=2, num_counts=2)
+    model = ms.pretraining_model(encoder, 4, 2, attributes=targets)
+    assert model["bindings"].out_features == 2 * 2  # (blue, red) x (circle, square)
     loss, stats = ms.pair_loss(model, batch, attribute_weight=0.5)
-    # Independent computation of the same three terms.
+    # Independent computation of the same four terms.
     with torch.no_grad():
         f = encoder(torch.cat([batch["earlier"], batch["later"]]))
         pair = torch.nn.functional.cross_entropy(model["head"](f[6:] - f[:6]), batch["labels"])
@@ -287,11 +342,20 @@ def test_multitask_pair_loss_adds_tag_bce_and_count_cross_entropy():
             torch.cat([batch["tags"], batch["tags"]])[true],
             reduction="sum",
         ) / int(true.sum())  # summed over tags, averaged over the frames with true colours
+        bound = torch.cat([batch["bindings"], batch["bindings"]])[true]  # (M, 2)
+        logits = model["bindings"](f[true]).view(-1, 2, 2)
+        bindings = sum(
+            torch.nn.functional.cross_entropy(logits[m, k : k + 1], bound[m, k : k + 1])
+            for m in range(len(bound))
+            for k in range(2)
+            if bound[m, k] >= 0
+        ) / int(true.sum())
         known = torch.cat([batch["counts"], batch["counts"]]) >= 0
         counts = torch.nn.functional.cross_entropy(
             model["counts"](f[known]), torch.cat([batch["counts"], batch["counts"]])[known]
         )
-    assert float(loss.detach()) == pytest.approx(float(pair + 0.5 * (tags + counts)), rel=1e-5)
+    total = pair + 0.5 * (tags + bindings + counts)
+    assert float(loss.detach()) == pytest.approx(float(total), rel=1e-5)
     assert stats["tag_loss"] == pytest.approx(float(tags), rel=1e-5)
     # Colour tags need true colours: the pairs marked true_colours keep their channel order.
     frames = {tuple(v[k].flatten().tolist()) for v in videos for k in range(6)}
