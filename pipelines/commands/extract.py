@@ -73,7 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="videos per CNN call (default: 8)")
     p.add_argument("--concurrency", type=int, default=1, help="CNN actors (default: 1)")
     p.add_argument(
-        "--num-decoders", type=int, default=None, help="decoding actors (default: one per CPU; with GPUs, the CPUs the model actors leave)"
+        "--num-decoders",
+        type=int,
+        default=None,
+        help="decoding actors (default: one per CPU; with GPUs, the CPUs the model actors leave)",
     )
     p.add_argument(
         "--num-gpus-per-worker",

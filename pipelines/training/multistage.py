@@ -287,7 +287,9 @@ def _bindings(row: Mapping[str, Any], colours: set[str], shapes: set[str]) -> di
         if question[c.QUESTION_TYPE] == SHAPE_QUESTION_TYPE and answer in shapes:
             bound.update({w: answer for w in asked if w in colours})
         elif question[c.QUESTION_TYPE] == COLOUR_QUESTION_TYPE and answer in colours:
-            bound.update({answer: w for w in asked if w in shapes})
+            for word in asked:
+                if word in shapes:  # "what colour is the circle ...?"
+                    bound[answer] = word
     return bound
 
 

@@ -14,7 +14,10 @@ from pipelines.cli import main
             ["--sampling", "uniform:0"],
             "vidpipe extract: error: sampling 'uniform:0': K must be > 0",
         ),
-        (["--backbone", "alexnet"], "vidpipe extract: error: backbone 'alexnet' is not one of resnet18, resnet34"),
+        (
+            ["--backbone", "alexnet"],
+            "vidpipe extract: error: backbone 'alexnet' is not one of resnet18, resnet34",
+        ),
         (
             ["--streams", "rgb,depth"],
             "vidpipe extract: error: streams 'rgb,depth' must be a non-empty subset of rgb,flow",
