@@ -220,10 +220,11 @@ BACKBONES: dict[str, BackboneSpec] = {
         fixed_input_size=224,
         channels_last=False,
     ),
-    # GAP over CoordConv features: 128-d, position learnable (see SmallCNNConfig).
-    "small_cnn": _small_cnn(SmallCNNConfig()),
+    # GAP over CoordConv features: 128-d, position learnable; the first block at full
+    # resolution, so that small objects keep their shape (see SmallCNNConfig).
+    "small_cnn": _small_cnn(SmallCNNConfig(first_stride=1)),
     # A 2×2 grid of pooled cells: 512-d, coarse position kept even untrained.
-    "small_cnn_grid": _small_cnn(SmallCNNConfig(pool_grid=2)),
+    "small_cnn_grid": _small_cnn(SmallCNNConfig(pool_grid=2, first_stride=1)),
 }
 
 

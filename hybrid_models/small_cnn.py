@@ -22,11 +22,16 @@ class SmallCNNConfig:
     https://arxiv.org/abs/1807.03247) so filters can respond differently by position and the
     pooled vector can carry it once trained; `pool_grid` > 1 pools to a fixed g×g grid and
     flattens it, which keeps coarse position by construction (at g² times the width).
+
+    `first_stride` 1 keeps the first block at full resolution: small objects (a 7-pixel shape at
+    48 px) keep their outline into the later blocks, at about 4× the multiply-adds. Measured with
+    the multi-stage recipe on the synthetic benchmark: VQA shape 0.48 → 0.61, action 0.93 → 0.97.
     """
 
     widths: tuple[int, ...] = (32, 64, 128, 128)
     coord_conv: bool = True
     pool_grid: int = 1
+    first_stride: int = 2
     num_classes: int | None = None  # None: forward returns the pooled vector (a backbone)
     dropout: float = 0.0
 
@@ -35,6 +40,8 @@ class SmallCNNConfig:
             raise ValueError("widths must name at least one block")
         if min(self.widths) <= 0:
             raise ValueError(f"widths {self.widths} must all be > 0")
+        if self.first_stride not in (1, 2):
+            raise ValueError(f"first_stride ({self.first_stride}) must be 1 or 2")
         if self.pool_grid <= 0:
             raise ValueError(f"pool_grid ({self.pool_grid}) must be > 0")
         if self.num_classes is not None and self.num_classes <= 0:
@@ -49,8 +56,9 @@ class SmallCNNConfig:
 
     @property
     def stride(self) -> int:
-        """Input pixels per spatial-map cell: every block halves the size (rounding up)."""
-        return 2 ** len(self.widths)
+        """Input pixels per spatial-map cell: every block but a first of stride 1 halves the size
+        (rounding up)."""
+        return 2 ** (len(self.widths) - 1) * self.first_stride
 
 
 def coordinate_channels(x: Tensor) -> Tensor:
@@ -63,18 +71,20 @@ def coordinate_channels(x: Tensor) -> Tensor:
 
 
 class SmallCNN(nn.Module):
-    """Conv(3×3, stride 2) → BatchNorm → ReLU blocks, then average pooling and a linear head."""
+    """Conv(3×3, stride 2; the first maybe 1) → BatchNorm → ReLU blocks, then average pooling and a
+    linear head."""
 
     def __init__(self, config: SmallCNNConfig | None = None) -> None:
         super().__init__()
         self.config = config or SmallCNNConfig()
         in_channels = 3 + (2 if self.config.coord_conv else 0)
         blocks = []
-        for width in self.config.widths:
+        for k, width in enumerate(self.config.widths):
+            stride = self.config.first_stride if k == 0 else 2
             blocks.append(
                 nn.Sequential(
                     # No conv bias: the BatchNorm that follows has its own shift.
-                    nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+                    nn.Conv2d(in_channels, width, 3, stride=stride, padding=1, bias=False),
                     nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True),
                 )

@@ -474,7 +474,7 @@ def backbone_weights_bytes(encoder: SmallCNN) -> bytes:
     could not rebuild it; the head, if any, is left out.
     """
     expected = backbone_config()
-    shape = ("widths", "coord_conv", "pool_grid")
+    shape = ("widths", "coord_conv", "pool_grid", "first_stride")
     if not isinstance(encoder, SmallCNN) or any(
         getattr(encoder.config, name) != getattr(expected, name) for name in shape
     ):

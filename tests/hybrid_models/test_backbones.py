@@ -125,9 +125,9 @@ def test_backbone_contract(name):
         ("efficientnet_b0", 224, (1280, 7, 7)),
         ("vgg16", 100, (512, 3, 3)),
         ("vit_b_16", 224, (768, 14, 14)),
-        ("small_cnn", 64, (128, 4, 4)),
-        ("small_cnn", 112, (128, 7, 7)),
-        ("small_cnn_grid", 100, (128, 7, 7)),
+        ("small_cnn", 64, (128, 8, 8)),  # first block at full resolution
+        ("small_cnn", 112, (128, 14, 14)),
+        ("small_cnn_grid", 100, (128, 13, 13)),
     ],
 )
 def test_spatial_map_shape_without_running(name, size, shape):
@@ -281,3 +281,15 @@ def test_small_cnn_classifier_trains_on_a_position_task():
     with torch.no_grad():
         accuracy = (model.eval()(x).argmax(1) == labels).float().mean().item()
     assert accuracy == 1.0
+
+
+def test_small_cnn_first_stride_keeps_the_first_block_at_full_resolution():
+    for first_stride, side in ((2, 3), (1, 6)):
+        config = SmallCNNConfig(first_stride=first_stride)
+        cnn = build_small_cnn(config, seed=0).eval()
+        with torch.no_grad():
+            pooled, spatial = cnn.forward_features(torch.randn(2, 3, 48, 48))
+        assert spatial.shape == (2, 128, side, side) and pooled.shape == (2, 128)
+        assert config.stride == 48 // side
+    with pytest.raises(ValueError, match=r"first_stride \(3\) must be 1 or 2"):
+        SmallCNNConfig(first_stride=3)

@@ -251,7 +251,7 @@ def test_wrong_architecture_names_keys(resnet18_state):
 
 
 def test_small_cnn_classifier_weights_serve_both_small_cnn_backbones():
-    classifier = build_small_cnn(SmallCNNConfig(num_classes=5), seed=3).eval()
+    classifier = build_small_cnn(SmallCNNConfig(num_classes=5, first_stride=1), seed=3).eval()
     data = safetensors.torch.save(classifier.state_dict())
     x = frames(2, 64)
     with torch.inference_mode():
