@@ -1,6 +1,6 @@
 """Raw frames for the pixel models (3D CNN, CNN-RNN) and stage one of multi-stage training: a frame
-CNN pretrained on ordered frame pairs (plus, multi-task, per-frame attribute tags and object counts)
-of the training split, exported as a `small_cnn` backbone that serves action, caption and VQA.
+CNN pretrained on ordered frame pairs (plus, multi-task, per-frame attribute tags, colour -> shape
+bindings and object counts) of the training split, exported as a `small_cnn` backbone that serves action, caption and VQA.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from hybrid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, backbone_spec
 from hybrid_models.small_cnn import SmallCNN, SmallCNNConfig
 from hybrid_models.weights import load_weights_bytes
+from pipelines.datasets.language import words
 from schemas import FeatureSetSpec, resolve_uri
 from schemas import columns as c
 from workers.decoding import Clip, InProcessDecoder
@@ -227,6 +228,7 @@ def attribute_targets(
     tags = torch.zeros(len(rows), len(tag_names))
     counts = torch.full((len(rows),), -1, dtype=torch.long)
     bindings = torch.full((len(rows), len(colour_names)), -1, dtype=torch.long)
+    colours, shapes = set(colour_names), set(shape_names)
     for i, row in enumerate(rows):
         for tag in _frame_tags(row):
             if tag in tag_index:
@@ -234,7 +236,7 @@ def attribute_targets(
         answer = _count_answer(row)
         if answer in count_index:
             counts[i] = count_index[answer]
-        known = _bindings(row, set(colour_names), set(shape_names))
+        known = _bindings(row, colours, shapes)
         for k, colour in enumerate(colour_names):
             if colour in known:
                 bindings[i, k] = shape_index[known[colour]]
@@ -278,18 +280,16 @@ def _bindings(row: Mapping[str, Any], colours: set[str], shapes: set[str]) -> di
     """
     bound: dict[str, str] = {}
     for caption in row.get(c.CAPTIONS) or ():
-        for first, second in itertools.pairwise(caption.lower().split()):
+        for first, second in itertools.pairwise(words(caption)):
             if first in colours and second in shapes:
                 bound[first] = second
     for question in row.get(c.QUESTIONS) or ():
-        asked = question[c.QUESTION].lower().replace("?", " ").split()
-        answer = question[c.ANSWER]
-        if question[c.QUESTION_TYPE] == SHAPE_QUESTION_TYPE and answer in shapes:
-            bound.update({w: answer for w in asked if w in colours})
-        elif question[c.QUESTION_TYPE] == COLOUR_QUESTION_TYPE and answer in colours:
-            for word in asked:
-                if word in shapes:  # "what colour is the circle ...?"
-                    bound[answer] = word
+        answer, kind = question[c.ANSWER], question[c.QUESTION_TYPE]
+        for word in words(question[c.QUESTION]):
+            if kind == SHAPE_QUESTION_TYPE and word in colours and answer in shapes:
+                bound[word] = answer  # "what shape is the red object?"
+            elif kind == COLOUR_QUESTION_TYPE and word in shapes and answer in colours:
+                bound[answer] = word  # "what colour is the circle that ...?"
     return bound
 
 
